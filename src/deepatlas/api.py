@@ -1,0 +1,332 @@
+"""The public Python API: train, resume, evaluate, open, list and compare runs.
+
+Everything the CLI does goes through these functions::
+
+    import deepatlas
+    run = deepatlas.train("quickstart", ["train.epochs=5"])
+    print(run.summary["best"], deepatlas.evaluate(run.id)["metrics"])
+
+``train`` returns the finished :class:`~deepatlas.tracking.Run` so that an
+outer loop (hyperparameter search) can call it many times in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import schema
+from .config import Config, load_recipe
+from .data import load_dataset
+from .engine import Callback, ProgressBar, Trainer, load_checkpoint
+from .engine.device import autocast, autocast_dtype, resolve_device
+from .errors import CheckpointError, ConfigError, RunError
+from .io import write_json
+from .models.base import DATA_BOUND_FIELDS, count_parameters
+from .registry import MODELS, TASKS
+from .tracking import Run, RunRecorder, RunStore, count_flops, environment
+
+log = logging.getLogger(__name__)
+
+# Keys that may change when a run is resumed: how long and where, not what.
+RESUMABLE_KEYS = {
+    "train.epochs", "train.max_steps", "train.device", "train.threads", "train.log_every",
+    "train.checkpoint_every", "train.early_stopping", "train.test", "data.num_workers", "data.eval_batch_size",
+}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
+    """Fill data-bound model keys (classes, channels, input size) from the dataset.
+
+    A key left at its preset value takes the data's value; a key set to
+    something else that disagrees with the data is an error.
+    """
+    entry = MODELS.get(config.model.name, "model.name")
+    options, preset = config.model.options, entry.config
+    updates = {}
+    for key in DATA_BOUND_FIELDS:
+        if not hasattr(options, key) or meta.get(key) is None:
+            continue
+        have, want = getattr(options, key), meta[key]
+        if have == want:
+            continue
+        if have != getattr(preset, key):
+            raise ConfigError(
+                f"model.{key}: is {have}, but dataset {config.data.name} has {key} = {want} "
+                f"(remove model.{key} to take it from the data)."
+            )
+        updates[key] = want
+    options = schema.replace(options, updates, "model")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
+
+
+def build_model(config: Config) -> nn.Module:
+    """The model of a (resolved) config, freshly initialised."""
+    return MODELS.get(config.model.name, "model.name").factory(config.model.options)
+
+
+def build_task(config: Config, meta: Mapping[str, Any]) -> Any:
+    return TASKS.get(config.task.name, "task.name").factory(config.task.options, meta)
+
+
+def _as_config(config: Config | str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Any]) -> Config:
+    if isinstance(config, Config):
+        return config.override(overrides) if overrides else config
+    return load_recipe(config, overrides)
+
+
+def _default_callbacks(progress: bool | None) -> list[Callback]:
+    if progress is False:
+        return []
+    if progress is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        return [ProgressBar(plain=not (console.is_terminal or console.is_jupyter))]
+    return [ProgressBar(plain=False)]
+
+
+# --------------------------------------------------------------------------- train and resume
+
+
+def train(
+    config: Config | str | os.PathLike[str],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    runs_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+) -> Run:
+    """Train a recipe (name, path or :class:`Config`) and return the finished run.
+
+    ``progress``: None shows a bar on a terminal and log lines elsewhere;
+    False shows nothing. ``callbacks`` see every engine event and can stop the
+    run (e.g. a search pruner).
+    """
+    config = _as_config(config, overrides)
+    data = load_dataset(config.data)
+    config = resolve_model_config(config, data.meta)
+    task = build_task(config, data.meta)
+    seed_everything(config.train.seed)
+    model = build_model(config)
+    device = resolve_device(config.train.device)
+    first_batch = next(iter(data.eval_batches("train", torch.device("cpu"))), None)
+    summary = {
+        "status": "created",
+        "model": config.model.name,
+        "dataset": config.data.name,
+        "task": config.task.name,
+        "params": {"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
+        "flops": count_flops(lambda: build_model(config), task, first_batch) if first_batch is not None else None,
+        "data": {
+            "name": data.name,
+            "fingerprints": data.fingerprints(),
+            "sizes": data.meta.get("sizes"),
+            "meta": {k: v for k, v in data.meta.items() if k != "sizes"},
+        },
+        "environment": environment(device),
+    }
+    run = RunStore(runs_dir).create(config, summary)
+    log.info("run %s: %s", run.id, run.path)
+    return _fit(run, config, data, model, task, callbacks, progress, resume_from=None)
+
+
+def resume(
+    run_ref: str | Path | Run,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    runs_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+) -> Run:
+    """Continue an interrupted (or extend a finished) run from its last checkpoint.
+
+    Only keys about how long and where to train may change (``RESUMABLE_KEYS``),
+    e.g. ``train.epochs=40`` to train a completed run further.
+    """
+    run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
+    config = run.config
+    if overrides:
+        items = overrides.items() if isinstance(overrides, Mapping) else [o.partition("=")[::2] for o in overrides]
+        for key, _ in items:
+            if key.strip() not in RESUMABLE_KEYS:
+                raise ConfigError(
+                    f"{key.strip()}: cannot change when resuming (only {', '.join(sorted(RESUMABLE_KEYS))}); "
+                    "start a new run instead."
+                )
+        config = config.override(overrides)
+    summary = run.summary
+    status = summary.get("status")
+    if status == "running" and _alive(summary.get("pid")) and summary.get("environment", {}).get("hostname") == environment(torch.device("cpu"))["hostname"]:
+        raise RunError(f"run {run.id} is still running (pid {summary['pid']}).")
+    checkpoint = run.checkpoint("last")
+    if not checkpoint.is_file():
+        raise RunError(f"run {run.id} has no checkpoint to resume from ({checkpoint}); train it again.")
+    progress_info = summary.get("progress") or {}
+    if status == "completed" and not overrides:
+        raise RunError(
+            f"run {run.id} already completed ({progress_info.get('step')} steps); to train it longer, "
+            f"resume with train.epochs=N (more than {progress_info.get('epochs')})."
+        )
+    data = load_dataset(config.data)
+    fingerprints = data.fingerprints()
+    recorded = (summary.get("data") or {}).get("fingerprints") or {}
+    for split in ("train", "val"):
+        if recorded.get(split) and recorded[split] != fingerprints[split]:
+            raise RunError(f"run {run.id}: the {split} data changed since the run started (fingerprint differs).")
+    task = build_task(config, data.meta)
+    seed_everything(config.train.seed)
+    model = build_model(config)
+    if overrides:
+        from .io import write_text
+
+        write_text(run.config_path, config.to_yaml())
+    log.info("resuming run %s from step %s", run.id, progress_info.get("step"))
+    return _fit(run, config, data, model, task, callbacks, progress, resume_from=checkpoint)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return pid != os.getpid()
+
+
+def _fit(
+    run: Run, config: Config, data: Any, model: nn.Module, task: Any,
+    callbacks: Sequence[Callback], progress: bool | None, resume_from: Path | None,
+) -> Run:
+    trainer = Trainer(
+        model, task, data, config, checkpoint_dir=run.path / "checkpoints",
+        callbacks=[RunRecorder(run), *_default_callbacks(progress), *callbacks],
+    )
+    result = trainer.fit(resume_from=resume_from)
+    from .report import plot_curves
+
+    plot_curves(run.metrics("epoch"), run.path / "curves.png", title=f"{run.id}")
+    if result.status == "completed" and config.train.test:
+        _evaluate(run, config, data, task, "test", "best", device=trainer.device)
+    return run
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(
+    run_ref: str | Path | Run,
+    split: str = "test",
+    checkpoint: str = "best",
+    *,
+    runs_dir: str | Path | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's checkpoint on a split; writes ``eval-<split>.json`` and figures.
+
+    ``checkpoint`` is ``best`` (falls back to ``last``) or ``last``. When the
+    run kept an EMA of its weights, the EMA weights are evaluated.
+    """
+    run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
+    config = run.config
+    data = load_dataset(config.data)
+    task = build_task(config, data.meta)
+    return _evaluate(run, config, data, task, split, checkpoint, resolve_device(device or config.train.device))
+
+
+def _evaluate(
+    run: Run, config: Config, data: Any, task: Any, split: str, checkpoint: str, device: torch.device
+) -> dict[str, Any]:
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint: {checkpoint!r} is not allowed (allowed: best, last).")
+    path = run.checkpoint(checkpoint)
+    if checkpoint == "best" and not path.is_file():
+        path = run.checkpoint("last")
+    ckpt = load_checkpoint(path)
+    model = build_model(config)
+    use_ema = ckpt.get("ema") is not None and task.ema_target(model) is model
+    try:
+        model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: does not fit the run's model ({exc}).") from None
+    model.to(device).eval()
+    with autocast(device, autocast_dtype(config.train.precision, device)):
+        evaluation = task.evaluate(model, data.eval_batches(split, device))
+    state = ckpt.get("state") or {}
+    result: dict[str, Any] = {
+        "split": split,
+        "checkpoint": path.name,
+        "weights": "ema" if use_ema else "model",
+        "trained_epochs": state.get("epoch"),
+        "step": state.get("step"),
+        "metrics": evaluation.metrics,
+        "fingerprint": data.split(split).fingerprint(),
+        "figures": _figures(run, split, evaluation.arrays, data.meta),
+    }
+    write_json(run.path / f"eval-{split}.json", {**result, "arrays": _jsonable(evaluation.arrays)})
+    summary = run.summary
+    summary.setdefault("eval", {})[split] = evaluation.metrics
+    summary.setdefault("data", {}).setdefault("fingerprints", {})[split] = result["fingerprint"]
+    run.write_summary(summary)
+    return result
+
+
+def _figures(run: Run, split: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
+    from .report import plot_confusion, plot_reliability
+
+    figures = []
+    if "confusion_matrix" in arrays:
+        names = meta.get("class_names") or [str(i) for i in range(len(arrays["confusion_matrix"]))]
+        figures.append(plot_confusion(arrays["confusion_matrix"], names, run.path / f"confusion-{split}.png", f"{run.id} ({split})"))
+    if "calibration" in arrays:
+        figures.append(plot_reliability(arrays["calibration"], run.path / f"reliability-{split}.png", f"{split} calibration"))
+    return [str(f) for f in figures]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- the run store
+
+
+def open_run(ref: str | Path, runs_dir: str | Path | None = None) -> Run:
+    """A run by id, unique id prefix or folder path."""
+    return RunStore(runs_dir).open(ref)
+
+
+def list_runs(
+    runs_dir: str | Path | None = None, *, recipe: str | None = None, status: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Index rows of the runs, newest first."""
+    return RunStore(runs_dir).rows(recipe=recipe, status=status, limit=limit)
+
+
+def compare_runs(refs: Sequence[str | Path], runs_dir: str | Path | None = None) -> dict[str, Any]:
+    """Config differences, metrics and data warnings of several runs side by side."""
+    from .tracking.compare import compare
+
+    return compare([open_run(r, runs_dir) for r in refs])

@@ -1,0 +1,366 @@
+"""The ``deepatlas`` command line: thin, it parses, calls the public API and prints.
+
+Errors a user can cause (a bad recipe key, a missing file, an unknown run)
+print one line and exit with code 2; ``--debug`` shows the traceback instead.
+A failed run exits with 1, an interrupted one with 130.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import DeepAtlasError
+
+app = typer.Typer(
+    name="deepatlas",
+    help="Train, evaluate, track and compare the cornerstone deep-learning architectures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="List, show and compare runs.", invoke_without_command=True, no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+RUNS_DIR = typer.Option(None, "--runs-dir", envvar="DEEPATLAS_RUNS_DIR", help="Run store folder (default: ./runs).")
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _setup_logging(quiet: bool, plain: bool) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if err.is_terminal and not plain:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("deepatlas").setLevel(level)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e5 else f"{value:.3e}"
+    if isinstance(value, int) and abs(value) >= 10000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _duration(seconds: Any) -> str:
+    from .engine.progress import format_duration
+
+    return format_duration(seconds) if isinstance(seconds, (int, float)) else "-"
+
+
+# --------------------------------------------------------------------------- train / eval
+
+
+@app.command()
+def train(
+    recipe: Optional[str] = typer.Argument(None, help="Recipe name (see `deepatlas recipes`), YAML path or run folder."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides: optim.lr=0.01 train.epochs=5"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (id, prefix or folder)."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    plain: bool = typer.Option(False, "--plain", help="Log lines instead of a progress bar."),
+) -> None:
+    """Train a recipe: `deepatlas train quickstart`, `deepatlas train resnet20-fashion-mnist optim.lr=0.05`."""
+    from . import api
+
+    _setup_logging(quiet, plain)
+    overrides = list(overrides or [])
+    progress = False if quiet else (False if plain else None)
+    if plain and not quiet:
+        from .engine import ProgressBar
+
+        callbacks = [ProgressBar(plain=True)]
+    else:
+        callbacks = []
+    if resume is not None:
+        if recipe is not None:
+            overrides.insert(0, recipe)  # `--resume RUN key=value`: the first override lands in RECIPE
+        run = api.resume(resume, overrides, runs_dir=runs_dir, progress=progress, callbacks=callbacks)
+    else:
+        if recipe is None:
+            raise DeepAtlasError("train: give a recipe (see `deepatlas recipes`) or --resume RUN.")
+        run = api.train(recipe, overrides, runs_dir=runs_dir, progress=progress, callbacks=callbacks)
+    _report_run(run)
+    status = run.status
+    if status == "failed":
+        raise typer.Exit(1)
+    if status == "interrupted":
+        raise typer.Exit(130)
+
+
+def _report_run(run: Any) -> None:
+    s = run.summary
+    status = s.get("status")
+    colour = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(status, "white")
+    t = s.get("time") or {}
+    out.print(f"run [bold]{run.id}[/bold] [{colour}]{status}[/{colour}]: {s.get('reason', '')}")
+    out.print(f"  time {_duration(t.get('wall_s'))} ({_fmt(t.get('samples_per_s'), 0)} samples/s)")
+    best = s.get("best") or {}
+    if best.get("value") is not None:
+        out.print(f"  best {best['metric']} {_fmt(best['value'])} (epoch {best.get('epoch')})")
+    test = (s.get("eval") or {}).get("test")
+    if test:
+        out.print("  test " + "  ".join(f"{k} {_fmt(v)}" for k, v in test.items()), soft_wrap=True)
+    if status == "interrupted":
+        out.print(f"  resume with: deepatlas train --resume {run.id}")
+    out.print(f"  saved to {run.path}")
+
+
+@app.command("eval")
+def eval_(
+    run: str = typer.Argument(..., help="Run id, prefix or folder."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate: test, val or train."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Evaluate a run on a split: accuracy, top-5, macro-F1, NLL, ECE, confusion matrix (PNG too)."""
+    from . import api
+
+    _setup_logging(True, True)
+    result = api.evaluate(run, split, checkpoint, runs_dir=runs_dir, device=device)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{run} - {split} ({result['checkpoint']}, {result['weights']} weights)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["metrics"].items():
+        table.add_row(key, _fmt(value))
+    out.print(table)
+    for figure in result["figures"]:
+        out.print(f"figure: {figure}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Only runs of this recipe."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    limit: int = typer.Option(30, "--limit", help="At most this many rows."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """List runs, newest first (`deepatlas runs show RUN`, `deepatlas runs compare A B`)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"runs_dir": runs_dir}
+        return
+    from . import api
+
+    rows = api.list_runs(runs_dir, recipe=recipe, status=status, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in r.items() if k != "summary"} for r in rows]))
+        return
+    if not rows:
+        out.print("no runs yet: try `deepatlas train quickstart`")
+        return
+    table = Table()
+    for col in ("run", "status", "model", "dataset", "monitor", "best", "test", "params", "time", "created"):
+        table.add_column(col, justify="right" if col in ("best", "test", "params", "time") else "left")
+    for r in rows:
+        table.add_row(
+            r["id"], r["status"], r["model"], r["dataset"], r["monitor"] or "-", _fmt(r["best"]), _fmt(r["test"]),
+            _fmt(r["params"]), _duration(r["wall_s"]), (r["created"] or "")[:19],
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: str = typer.Argument(..., help="Run id, prefix or folder."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print summary.json."),
+) -> None:
+    """Everything about one run: status, metrics, compute, data, environment, files."""
+    from . import api
+
+    r = api.open_run(run, runs_dir)
+    s = r.summary
+    if as_json:
+        out.print_json(json.dumps(s))
+        return
+    out.print(f"[bold]{r.id}[/bold]  {s.get('status')}  {s.get('reason', '')}")
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    best = s.get("best") or {}
+    p, flops, t = s.get("params") or {}, s.get("flops") or {}, s.get("time") or {}
+    prog = s.get("progress") or {}
+    rows = [
+        ("recipe", s.get("recipe")), ("model", s.get("model")), ("dataset", s.get("dataset")), ("task", s.get("task")),
+        ("parameters", _fmt(p.get("total"))),
+        ("FLOPs/sample", f"forward {_fmt(flops.get('forward_per_sample'))}, train {_fmt(flops.get('train_per_sample'))}"),
+        ("progress", f"epoch {prog.get('epoch')}/{prog.get('epochs')}, step {prog.get('step')}/{prog.get('total_steps')}"),
+        ("time", f"{_duration(t.get('wall_s'))} wall, {_duration(t.get('cpu_s'))} CPU, {_fmt(t.get('samples_per_s'), 0)} samples/s"),
+        ("peak memory", f"{_fmt(s.get('peak_memory_mb'), 0)} MB"),
+        ("best", f"{best.get('metric')} {_fmt(best.get('value'))} (epoch {best.get('epoch')})"),
+    ]
+    rows += [(f"last {k}", _fmt(v)) for k, v in (s.get("final") or {}).items()]
+    for split, metrics in (s.get("eval") or {}).items():
+        rows += [(f"{split} {k}", _fmt(v)) for k, v in metrics.items()]
+    for split, fp in ((s.get("data") or {}).get("fingerprints") or {}).items():
+        rows.append((f"data {split}", fp[:16]))
+    env = s.get("environment") or {}
+    rows += [("device", f"{env.get('device')} ({env.get('device_name')})"),
+             ("versions", f"deepatlas {env.get('deepatlas')}, torch {env.get('torch')}, python {env.get('python')}"),
+             ("git", json.dumps(env.get("git"))), ("folder", str(r.path))]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    runs: list[str] = typer.Argument(..., help="Two or more run ids, prefixes or folders."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Side by side: the config keys that differ, then metrics; warns if the data differed."""
+    from . import api
+
+    result = api.compare_runs(runs, runs_dir)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for title, rows in (("config (differences only)", result["config"]), ("metrics", result["metrics"])):
+        table = Table(title=title)
+        table.add_column("key")
+        for run_id in result["runs"]:
+            table.add_column(run_id, justify="right")
+        for key, values in rows.items():
+            table.add_row(key, *[_fmt(v) for v in values])
+        out.print(table)
+    for warning in result["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@runs_app.command("reindex")
+def runs_reindex(runs_dir: Optional[Path] = RUNS_DIR) -> None:
+    """Rebuild the run index from the run folders."""
+    from .tracking import RunStore
+
+    out.print(f"indexed {RunStore(runs_dir).reindex()} runs")
+
+
+# --------------------------------------------------------------------------- catalogues
+
+
+@app.command()
+def models(family: Optional[str] = typer.Option(None, "--family", help="Only this family (mlp, cnn, resnet, ...).")) -> None:
+    """Registered models with their parameter counts at their preset sizes."""
+    import torch
+
+    from .models import count_parameters
+    from .registry import MODELS
+
+    table = Table()
+    for col in ("model", "family", "parameters", "description"):
+        table.add_column(col, justify="right" if col == "parameters" else "left")
+    for entry in MODELS:
+        if family and entry.family != family:
+            continue
+        with torch.device("meta"):  # count without allocating or initialising weights
+            n = count_parameters(entry.factory(entry.config))
+        table.add_row(entry.name, entry.family, f"{n:,}", entry.doc)
+    out.print(table)
+
+
+@app.command()
+def datasets() -> None:
+    """Built-in datasets and bring-your-own readers."""
+    from .registry import DATASETS
+
+    table = Table()
+    table.add_column("dataset")
+    table.add_column("kind")
+    table.add_column("description")
+    for entry in DATASETS:
+        table.add_row(entry.name, entry.family, entry.doc)
+    out.print(table)
+
+
+@app.command()
+def recipes() -> None:
+    """Recipes you can train by name."""
+    from .config import list_recipes, read_yaml
+
+    table = Table()
+    table.add_column("recipe")
+    table.add_column("description")
+    for name, path in list_recipes().items():
+        raw = read_yaml(path) or {}
+        table.add_row(name, str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else "")
+    out.print(table)
+
+
+@app.command()
+def config(
+    recipe: str = typer.Argument(..., help="Recipe name or path."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides."),
+    docs: bool = typer.Option(False, "--docs", help="Every key with its type, value and one-line doc."),
+) -> None:
+    """Print the fully resolved config of a recipe (what `train` would run)."""
+    from . import schema
+    from .config import load_recipe
+
+    cfg = load_recipe(recipe, list(overrides or []))
+    if not docs:
+        out.print(cfg.to_yaml(), end="")
+        return
+    for section in ("data", "model", "task", "optim", "schedule", "train"):
+        value = getattr(cfg, section)
+        table = Table(title=section)
+        for col in ("key", "value", "type", "doc"):
+            table.add_column(col)
+        parts = [value] + ([value.options] if getattr(value, "options", None) is not None else [])
+        for part in parts:
+            for name, kind, _default, doc in schema.field_docs(type(part)):
+                if name == "options":
+                    continue
+                table.add_row(name, _fmt(getattr(part, name)), kind, doc)
+        out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``deepatlas`` console script."""
+    try:
+        app()
+    except DeepAtlasError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,266 @@
+"""Image classification data: splits, deterministic batching, augmentation, fingerprints.
+
+Every image dataset (built-in or the user's own folder) ends up as an
+:class:`ImageData`: a training split, a validation split carved from the
+training set with ``data.split_seed`` (stratified), and a test split that is
+only read when asked for (by evaluation). Batches are produced from a seeded
+permutation per epoch, and augmentation randomness is seeded per batch, so a
+run resumed mid-epoch sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DataError
+from ..io import derive_seed
+from ..schema import option
+from . import transforms as T
+
+log = logging.getLogger(__name__)
+
+# Above this many decoded bytes, an image folder is read from disk batch by batch.
+IN_MEMORY_LIMIT = int(os.environ.get("DEEPATLAS_IN_MEMORY_MB", "4096")) << 20
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """Options of every image dataset."""
+
+    normalize: bool = option(True, "standardise each channel with the training split's mean and std")
+    crop_padding: int = option(0, "augment: random crop after zero-padding by this many pixels", low=0)
+    hflip: bool = option(False, "augment: random horizontal flip")
+    resize: Optional[int] = option(None, "resize images to this side in pixels (null: keep)", low=1)
+
+
+@dataclass(frozen=True)
+class ImageFolderOptions(ImageOptions):
+    """Options of a folder of images with one sub-folder per class."""
+
+    path: Optional[str] = option(None, "folder with one sub-folder per class (or train/ and test/ inside)")
+    channels: int = option(3, "1: greyscale, 3: RGB", low=1, high=3)
+    test_fraction: float = option(
+        0.2, "without a test/ sub-folder: fraction held out as the test split (fixed seed)", low=0.0, high=0.9
+    )
+
+
+class ImageSplit:
+    """Labelled images, either decoded in memory or as files decoded on demand.
+
+    ``images`` is uint8 (N, C, H, W); pixel values are divided by ``scale`` to
+    get [0, 1]. File-backed splits hold ``files`` and a ``decode`` function.
+    """
+
+    def __init__(
+        self,
+        labels: torch.Tensor,
+        images: torch.Tensor | None = None,
+        scale: float = 255.0,
+        files: list[Path] | None = None,
+        decode: Callable[[Path], torch.Tensor] | None = None,
+    ) -> None:
+        if (images is None) == (files is None):
+            raise ValueError("an ImageSplit holds either images or files")
+        self.labels = labels.long()
+        self.images = images
+        self.scale = scale
+        self.files = files
+        self.decode = decode
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.images is not None
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> ImageSplit:
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        if self.images is not None:
+            return ImageSplit(self.labels[index], self.images[index], self.scale)
+        files = [self.files[i] for i in index.tolist()]  # type: ignore[index]
+        return ImageSplit(self.labels[index], files=files, decode=self.decode, scale=self.scale)
+
+    def fingerprint(self) -> str:
+        """sha256 of the split's content (images and labels, in order)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(self.labels.numpy().astype("<i8").tobytes())
+            if self.images is not None:
+                h.update(repr((tuple(self.images.shape), self.scale)).encode())
+                h.update(self.images.contiguous().numpy().tobytes())
+            else:
+                for path in self.files:  # type: ignore[union-attr]
+                    h.update(Path(path).read_bytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+class _FileImages(Dataset):
+    def __init__(self, split: ImageSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split.decode(self.split.files[i]), self.split.labels[i]  # type: ignore[index,misc]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out), the held-out part stratified by label and seeded."""
+    index = np.arange(len(labels))
+    if fraction <= 0:
+        return np.random.default_rng(seed).permutation(index), index[:0]
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    kept, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.asarray(kept), np.asarray(held)
+
+
+class ImageData:
+    """Train/validation/test image splits with deterministic, resumable batching."""
+
+    def __init__(
+        self,
+        name: str,
+        train: ImageSplit,
+        test: Callable[[], ImageSplit],
+        class_names: list[str],
+        config: Any,
+    ) -> None:
+        opts: ImageOptions = config.options
+        self.name, self.config, self.options = name, config, opts
+        keep, held = stratified_split(train.labels.numpy(), config.val_fraction, config.split_seed)
+        if config.limit is not None:
+            keep = keep[: config.limit]
+        self.splits: dict[str, ImageSplit] = {"train": train.subset(keep), "val": train.subset(held)}
+        self._load_test = test
+        self.class_names = class_names
+        first = self._peek(self.splits["train"])
+        channels, side = int(first.shape[0]), int(first.shape[-1])
+        if opts.normalize:
+            self.mean, self.std = self._channel_stats(self.splits["train"], channels)
+        else:
+            self.mean, self.std = torch.zeros(channels), torch.ones(channels)
+        self.meta = {
+            "num_classes": len(class_names),
+            "in_channels": channels,
+            "input_size": side,
+            "class_names": class_names,
+            "mean": [round(v, 6) for v in self.mean.tolist()],
+            "std": [round(v, 6) for v in self.std.tolist()],
+            "sizes": {k: len(v) for k, v in self.splits.items()},
+        }
+        self._device_cache: dict[tuple[str, str], torch.Tensor] = {}
+
+    # ----------------------------------------------------------------- splits
+
+    def split(self, name: str) -> ImageSplit:
+        if name == "test" and "test" not in self.splits:
+            self.splits["test"] = self._load_test()
+        if name not in self.splits:
+            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
+        return self.splits[name]
+
+    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
+        return {n: self.split(n).fingerprint() for n in names}
+
+    @staticmethod
+    def _peek(split: ImageSplit) -> torch.Tensor:
+        if len(split) == 0:
+            raise DataError("the training split is empty (check data.val_fraction and data.limit).")
+        return split.images[0] if split.images is not None else split.decode(split.files[0])  # type: ignore[index,misc]
+
+    def _channel_stats(self, split: ImageSplit, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        total = torch.zeros(channels, dtype=torch.float64)
+        total_sq = torch.zeros(channels, dtype=torch.float64)
+        count = 0
+        for x, _ in self._raw_batches(split, torch.arange(len(split)).split(4096), torch.device("cpu")):
+            x = x.double() / split.scale
+            total += x.sum(dim=(0, 2, 3))
+            total_sq += (x * x).sum(dim=(0, 2, 3))
+            count += x.shape[0] * x.shape[2] * x.shape[3]
+        mean = total / count
+        std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+        return mean.float(), std.float()
+
+    # ----------------------------------------------------------------- batching
+
+    def num_batches(self, split: str = "train") -> int:
+        """Micro-batches per epoch (training drops the last incomplete batch)."""
+        n = len(self.split(split))
+        if split == "train":
+            return max(1, n // self.config.batch_size)
+        return -(-n // self.config.eval_batch_size)
+
+    def train_batches(
+        self, epoch: int, seed: int, device: torch.device, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Augmented, normalised training batches of ``epoch``, from batch ``start`` on."""
+        split = self.splits["train"]
+        bs = min(self.config.batch_size, len(split))
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
+        index = list(order[: self.num_batches() * bs].split(bs))[start:]
+        for i, (x, y) in enumerate(self._raw_batches(split, index, device), start=start):
+            gen = torch.Generator().manual_seed(derive_seed(seed, "augment", epoch, i))
+            yield self._prepare(x, split.scale, gen), y
+
+    def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised batches of ``split`` in order, without augmentation."""
+        data = self.split(split)
+        index = torch.arange(len(data)).split(self.config.eval_batch_size)
+        for x, y in self._raw_batches(data, index, device):
+            yield self._prepare(x, data.scale, None), y
+
+    def _prepare(self, x: torch.Tensor, scale: float, gen: torch.Generator | None) -> torch.Tensor:
+        x = x.float().div_(scale)
+        if gen is not None:
+            x = T.random_crop(x, self.options.crop_padding, gen)
+            if self.options.hflip:
+                x = T.random_hflip(x, gen)
+        return T.normalize(x, self.mean, self.std)
+
+    def _raw_batches(
+        self, split: ImageSplit, index: list[torch.Tensor] | tuple[torch.Tensor, ...], device: torch.device
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 image batches and labels on ``device`` for each index tensor."""
+        if split.images is not None:
+            images, labels = self._on_device(split, device)
+            for idx in index:
+                idx = idx.to(images.device)
+                yield images[idx], labels[idx]
+            return
+        workers = self.config.num_workers
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1)
+        loader = DataLoader(
+            _FileImages(split),
+            batch_sampler=[idx.tolist() for idx in index],
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def _on_device(self, split: ImageSplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """In-memory images are copied to an accelerator once, then indexed there."""
+        if device.type == "cpu":
+            return split.images, split.labels  # type: ignore[return-value]
+        key = (str(id(split)), str(device))
+        if key not in self._device_cache:
+            self._device_cache[key] = (split.images.to(device), split.labels.to(device))  # type: ignore[union-attr,assignment]
+        return self._device_cache[key]  # type: ignore[return-value]

@@ -1,0 +1,115 @@
+"""Progress you can see: a rich progress bar on a terminal, plain log lines elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from .callbacks import Callback
+
+if TYPE_CHECKING:
+    from .trainer import FitResult, Trainer
+
+log = logging.getLogger("deepatlas.train")
+
+_SHOWN = ("loss", "accuracy", "grad_norm")
+_EPOCH = ("loss", "accuracy", "nll", "macro_f1", "perplexity")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if keys is not None and key.split("/")[-1] not in keys:
+            continue
+        if isinstance(value, float):
+            parts.append(f"{key} {value:.4g}" if abs(value) < 1e4 else f"{key} {value:.3e}")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """Step bar with epoch, samples/s, ETA, loss and metrics; plain lines when not a TTY.
+
+    ``plain=None`` decides by whether stderr is a terminal; ``every_s`` limits
+    how often plain lines are written.
+    """
+
+    def __init__(self, plain: bool | None = None, every_s: float = 10.0) -> None:
+        self.plain = (not sys.stderr.isatty()) if plain is None else plain
+        self.every_s = every_s
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+        self._fields = {"epoch": "", "metrics": "", "speed": ""}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.plain:
+            log.info(
+                "training %d steps (%d epochs x %d steps) on %s", trainer.total_steps, trainer.epochs,
+                trainer.steps_per_epoch, trainer.device,
+            )
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(
+            "train", total=trainer.total_steps, completed=trainer.state.step, **self._fields
+        )
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self._fields["epoch"] = f"{epoch + 1}/{trainer.epochs}"
+        if self._progress is not None:
+            self._progress.update(self._task, epoch=self._fields["epoch"])
+
+    def on_train_step_end(self, trainer: Trainer) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=trainer.state.step)
+
+    def on_log(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        speed = f"{logs['samples_per_s']:.0f} samples/s"
+        metrics = format_metrics(logs, _SHOWN) + f"  lr {logs['lr']:.3g}"
+        if self._progress is not None:
+            self._progress.update(self._task, speed=speed, metrics=metrics)
+        elif time.monotonic() - self._last_line >= self.every_s:
+            self._last_line = time.monotonic()
+            log.info(
+                "epoch %s step %d/%d  %s  %s  eta %s", self._fields["epoch"], trainer.state.step,
+                trainer.total_steps, metrics, speed, format_duration(logs["eta_s"]),
+            )
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        line = f"epoch {metrics['epoch']}/{trainer.epochs}  " + format_metrics(metrics, _EPOCH)
+        if self._progress is not None:
+            self._progress.console.print(line)
+        else:
+            log.info("%s", line)
+
+    def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

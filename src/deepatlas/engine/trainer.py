@@ -1,0 +1,433 @@
+"""The training loop: one generic loop for every family.
+
+Everything family-specific goes through the :class:`~deepatlas.tasks.Task`
+(phases, losses, validation statistics); everything else lives here:
+optimizers and schedules, mixed precision, gradient accumulation and clipping,
+EMA, validation, best-checkpoint tracking, early stopping, atomic checkpoints
+with exact resume, non-finite-loss handling and Ctrl-C / SIGTERM.
+
+The order of a run: ``fit`` loops over epochs; an epoch is a sequence of
+micro-batches; every ``grad_accum`` micro-batches (or at the epoch's end) each
+phase's optimizer steps; at each epoch's end the model is validated and a
+checkpoint is written. All randomness is either derived from (seed, epoch,
+batch) or saved in checkpoints, so on the CPU a resumed run ends with the same
+weights, bit for bit, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Config
+from ..errors import CheckpointError, TrainingError
+from ..tasks.base import Task, accumulate
+from .callbacks import Callback
+from .checkpoint import load_checkpoint, save_checkpoint
+from .device import autocast, autocast_dtype, configure_threads, resolve_device
+from .ema import EMA
+from .optim import build_optimizer
+from .schedule import LRSchedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Counters that, with the weights, optimizer and RNG states, define where a run is."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+    step: int = 0  # optimizer steps taken
+    samples: int = 0  # training examples seen
+    best_value: float | None = None
+    best_epoch: int | None = None
+    bad_evals: int = 0  # validations since the last improvement
+    wall_s: float = 0.0  # training wall time, summed over sessions
+    cpu_s: float = 0.0  # process CPU time, summed over sessions
+    last_val: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class FitResult:
+    status: str  # completed, failed, interrupted or pruned
+    reason: str
+    state: TrainState
+    best: dict[str, Any]
+
+
+class NonFiniteLoss(TrainingError):
+    pass
+
+
+class _Averager:
+    """Running sums of detached log tensors; values are read (synchronised) only when asked."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        for key, value in logs.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.count += 1
+
+    def mean(self) -> dict[str, float]:
+        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in state["sums"].items()}
+        self.count = state["count"]
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` for ``task`` as ``config`` says."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        data: Any,
+        config: Config,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        c = self.train_config = config.train
+        self.config, self.task, self.data = config, task, data
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        configure_threads(c.threads, c.deterministic)
+        self.device = resolve_device(c.device)
+        self.dtype = autocast_dtype(c.precision, self.device)
+        self.model = model.to(self.device)
+        if c.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward_model = torch.compile(self.model) if c.compile else self.model
+        self.params = task.parameters(self.model)
+        self.optimizers = {name: build_optimizer(ps, config.optim) for name, ps in self.params.items()}
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.ema = EMA(task.ema_target(self.model), c.ema_decay) if c.ema_decay else None
+        self.num_batches = data.num_batches("train")
+        self.steps_per_epoch = math.ceil(self.num_batches / c.grad_accum)
+        self.total_steps = c.max_steps or c.epochs * self.steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.schedule = LRSchedule(config.schedule, config.optim.lr, self.steps_per_epoch, self.total_steps)
+        self.monitor, self.mode = self._monitor(c.monitor, c.mode)
+        self.state = TrainState()
+        self._logs, self._epoch_logs = _Averager(), _Averager()
+        self._stop: tuple[str, str] | None = None
+        self._signal: str | None = None
+        self._clock = (time.perf_counter(), time.process_time())
+        self._session_start = (time.perf_counter(), 0)
+        self._last_log = (time.perf_counter(), 0)
+
+    # ----------------------------------------------------------------- the loop
+
+    def fit(self, resume_from: str | Path | None = None) -> FitResult:
+        """Train until the epochs or steps are done, early stopping, a signal or a failure."""
+        if resume_from is not None:
+            self.load(resume_from)
+        self._stop = None
+        self._session_start = self._last_log = (time.perf_counter(), self.state.samples)
+        self._session_step = self.state.step
+        self._clock = (time.perf_counter(), time.process_time())
+        self.schedule.apply(self.optimizers.values(), self.state.step)
+        self._emit("on_fit_start")
+        status, reason = "completed", "finished all epochs"
+        try:
+            with self._signals():
+                while self._stop is None and self.state.epoch < self.epochs:
+                    self._run_epoch()
+                    if self._stop is not None and self._stop[0] == "interrupted":
+                        self.save("last")
+                        break
+                    self._end_epoch(partial=self.state.batch_in_epoch < self.num_batches)
+            if self._stop is not None:
+                status, reason = self._stop
+        except NonFiniteLoss as exc:
+            status, reason = "failed", str(exc)
+            log.error("%s", reason)
+        self._tick()
+        result = FitResult(status, reason, self.state, self.best_summary())
+        self._emit("on_fit_end", result)
+        return result
+
+    def _run_epoch(self) -> None:
+        s, accum = self.state, self.train_config.grad_accum
+        self._emit("on_epoch_start", s.epoch)
+        self.model.train()
+        for batch in self.data.train_batches(s.epoch, self.train_config.seed, self.device, start=s.batch_in_epoch):
+            window_start = s.batch_in_epoch - s.batch_in_epoch % accum
+            window = min(accum, self.num_batches - window_start)
+            boundary = s.batch_in_epoch + 1 == window_start + window
+            self._train_batch(batch, window, boundary)
+            s.batch_in_epoch += 1
+            s.samples += self.task.batch_size(batch)
+            if boundary:
+                self._after_step()
+                if self._stop is not None:
+                    return
+
+    def _train_batch(self, batch: Any, window: int, boundary: bool) -> None:
+        """Forward and backward of every phase; optimizer steps at accumulation boundaries."""
+        for phase in self.task.phases(self.state.step):
+            with self._only_phase_params(phase), autocast(self.device, self.dtype):
+                out = self.task.training_step(self.forward_model, batch, phase)
+            if not torch.isfinite(out.loss.detach()):
+                raise NonFiniteLoss(self._nan_message(out.loss, phase))
+            self.scaler.scale(out.loss / window).backward()
+            if boundary:
+                self._optimizer_step(phase)
+            logs = out.logs if len(self.optimizers) == 1 else {f"{phase}/{k}": v for k, v in out.logs.items()}
+            self._logs.add(dict(logs))
+            self._epoch_logs.add(dict(logs))
+
+    def _optimizer_step(self, phase: str) -> None:
+        opt = self.optimizers[phase]
+        if self.train_config.grad_clip is not None:
+            self.scaler.unscale_(opt)
+            norm = torch.nn.utils.clip_grad_norm_(self.params[phase], self.train_config.grad_clip)
+            self._logs.add({"grad_norm" if len(self.optimizers) == 1 else f"{phase}/grad_norm": norm})
+        self.scaler.step(opt)
+        opt.zero_grad(set_to_none=True)
+
+    def _after_step(self) -> None:
+        s, c = self.state, self.train_config
+        self.scaler.update()
+        s.step += 1
+        if self.ema is not None:
+            self.ema.update(self.task.ema_target(self.model))
+        self.schedule.apply(self.optimizers.values(), s.step)
+        self._emit("on_train_step_end")
+        if s.step % c.log_every == 0:
+            self._emit("on_log", self._flush_logs())
+        if c.checkpoint_every and s.step % c.checkpoint_every == 0:
+            self.save("last")
+        if c.max_steps is not None and s.step >= c.max_steps:
+            self.request_stop("completed", f"reached max_steps={c.max_steps}")
+        if self._signal is not None:
+            self.request_stop("interrupted", f"stopped by {self._signal}; resume with `deepatlas train --resume`")
+
+    def _end_epoch(self, partial: bool) -> None:
+        """Validate (when due), track the best checkpoint, early-stop, checkpoint."""
+        s, c = self.state, self.train_config
+        metrics: dict[str, Any] = {"epoch": s.epoch + 1, "step": s.step}
+        metrics.update({f"train/{k}": v for k, v in self._epoch_logs.mean().items()})
+        due = (s.epoch + 1) % c.eval_every == 0 or s.epoch + 1 == self.epochs or partial
+        due = due and self.data.num_batches("val") > 0  # no validation split: nothing to monitor
+        if due:
+            val = {f"val/{k}": v for k, v in self.validate("val").items()}
+            s.last_val = val
+            metrics.update(val)
+            self._update_best(val)
+            self._emit("on_validation_end", val)
+        if not partial:
+            s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+            self._epoch_logs = _Averager()
+        self._tick()
+        self._emit("on_epoch_end", metrics)
+        self.save("last")
+
+    # ----------------------------------------------------------------- validation and the monitor
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The EMA weights when EMA is on (and covers the whole model), else the trained model."""
+        if self.ema is not None and self.task.ema_target(self.model) is self.model:
+            return self.ema.module
+        return self.forward_model
+
+    def validate(self, split: str = "val") -> dict[str, float]:
+        with autocast(self.device, self.dtype):
+            totals = accumulate(self.task, self.eval_model, self.data.eval_batches(split, self.device))
+        return self.task.reduce(totals)
+
+    def _monitor(self, name: str | None, mode: str) -> tuple[str, str]:
+        default_name, default_mode = self.task.monitor
+        name = name or default_name
+        bare = name.split("/", 1)[1] if name.startswith("val/") else name
+        if mode == "auto":
+            lower_is_better = any(w in bare for w in ("loss", "nll", "ece", "error", "perplexity", "bpc"))
+            mode = default_mode if bare == default_name else ("min" if lower_is_better else "max")
+        return f"val/{bare}", mode
+
+    def _update_best(self, val: dict[str, float]) -> None:
+        s, c = self.state, self.train_config
+        if self.monitor not in val:
+            raise TrainingError(
+                f"train.monitor: {self.monitor!r} is not a validation metric (there are: {', '.join(sorted(val))})."
+            )
+        value = val[self.monitor]
+        sign = 1.0 if self.mode == "max" else -1.0
+        if s.best_value is None or sign * (value - s.best_value) > c.min_delta:
+            s.best_value, s.best_epoch, s.bad_evals = value, s.epoch + 1, 0
+            self.save("best")
+        else:
+            s.bad_evals += 1
+            if c.early_stopping is not None and s.bad_evals >= c.early_stopping:
+                self.request_stop(
+                    "completed",
+                    f"early stopping: {self.monitor} did not improve for {s.bad_evals} validations "
+                    f"(best {s.best_value:.4f} at epoch {s.best_epoch})",
+                )
+
+    def best_summary(self) -> dict[str, Any]:
+        s = self.state
+        return {"metric": self.monitor, "mode": self.mode, "value": s.best_value, "epoch": s.best_epoch}
+
+    # ----------------------------------------------------------------- control
+
+    def request_stop(self, status: str, reason: str) -> None:
+        """Stop after the current step: ``interrupted`` saves and leaves; others validate first."""
+        if self._stop is None or status == "interrupted":
+            self._stop = (status, reason)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """First Ctrl-C / SIGTERM: finish the step, checkpoint, stop. Second: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._signal is not None:
+                raise KeyboardInterrupt
+            self._signal = signal.Signals(signum).name
+            log.warning("%s: saving a checkpoint after this step (send again to stop at once)", self._signal)
+
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
+            self._signal = None
+
+    @contextlib.contextmanager
+    def _only_phase_params(self, phase: str) -> Iterator[None]:
+        """With several optimizers, only the stepping phase's parameters collect gradients."""
+        if len(self.optimizers) == 1:
+            yield
+            return
+        mine = {id(p) for p in self.params[phase]}
+        others = [p for name, ps in self.params.items() if name != phase for p in ps if id(p) not in mine]
+        for p in others:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in others:
+                p.requires_grad_(True)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def _flush_logs(self) -> dict[str, float]:
+        now = time.perf_counter()
+        logs = self._logs.mean()
+        self._logs = _Averager()
+        t0, samples0 = self._last_log
+        logs["lr"] = self.schedule.lr(self.state.step)
+        logs["samples_per_s"] = (self.state.samples - samples0) / max(now - t0, 1e-9)
+        done = self.state.step - self._session_step
+        logs["eta_s"] = (now - self._session_start[0]) / max(done, 1) * (self.total_steps - self.state.step)
+        self._last_log = (now, self.state.samples)
+        return logs
+
+    def _nan_message(self, loss: torch.Tensor, phase: str) -> str:
+        s = self.state
+        where = f"optimizer step {s.step + 1} (epoch {s.epoch + 1}, batch {s.batch_in_epoch + 1}"
+        where += f", phase {phase})" if len(self.optimizers) > 1 else ")"
+        kept = "; the last good checkpoint is kept" if self.checkpoint_dir else ""
+        return (
+            f"the training loss became {float(loss.detach())} at {where}{kept}. "
+            "Try a lower optim.lr, train.grad_clip=1.0, or train.precision=fp32."
+        )
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _tick(self) -> None:
+        """Add the time since the last tick to the run's wall and CPU totals."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.state.wall_s += wall - self._clock[0]
+        self.state.cpu_s += cpu - self._clock[1]
+        self._clock = (wall, cpu)
+
+    def save(self, kind: str = "last") -> Path | None:
+        """Write the ``last`` (full, resumable) or ``best`` (weights) checkpoint."""
+        self._tick()
+        if self.checkpoint_dir is None:
+            return None
+        payload: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "state": dataclasses.asdict(self.state),
+        }
+        if kind == "last":
+            payload.update(
+                optimizers={n: o.state_dict() for n, o in self.optimizers.items()},
+                scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                ema_updates=self.ema.updates if self.ema else 0,
+                rng=_rng_state(),
+                epoch_logs=self._epoch_logs.state_dict(),
+            )
+        path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
+        self._emit("on_checkpoint", path, kind)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore everything ``save('last')`` wrote, so training continues exactly."""
+        ckpt = load_checkpoint(path)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(ckpt["optimizers"][name])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            if self.ema is not None and ckpt.get("ema") is not None:
+                self.ema.load_state_dict(ckpt["ema"], ckpt["ema_updates"])
+            self.state = TrainState(**ckpt["state"])
+            self._epoch_logs.load_state_dict(ckpt["epoch_logs"])
+            _set_rng_state(ckpt["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: does not fit this run's model or optimizers ({exc}).") from None
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,11 @@
+"""Model families. Importing this package registers every preset.
+
+Each family file reads top to bottom like the paper's architecture section;
+models are pure ``nn.Module``s built from a frozen dataclass config and know
+nothing of files, training loops or the CLI.
+"""
+
+from . import cnn, mlp, resnet
+from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
+
+__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "cnn", "count_parameters", "mlp", "resnet"]

@@ -1,0 +1,56 @@
+"""Runs side by side: which config keys differ, their metrics, and whether they saw the same data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .store import Run
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def compare(runs: Sequence[Run]) -> dict[str, Any]:
+    """``{"runs", "config" (differing keys only), "metrics", "warnings"}`` for ``runs``."""
+    configs = [_flatten(run.config.to_dict()) for run in runs]
+    keys = sorted(set().union(*configs)) if configs else []
+    differing = {
+        k: [c.get(k) for c in configs] for k in keys if len({repr(c.get(k)) for c in configs}) > 1
+    }
+    summaries = [run.summary for run in runs]
+    metrics: dict[str, list[Any]] = {
+        "status": [s.get("status") for s in summaries],
+        "params": [(s.get("params") or {}).get("total") for s in summaries],
+        "epochs": [(s.get("progress") or {}).get("epoch") for s in summaries],
+        "wall_s": [(s.get("time") or {}).get("wall_s") for s in summaries],
+        "samples_per_s": [(s.get("time") or {}).get("samples_per_s") for s in summaries],
+    }
+    monitors = {(s.get("best") or {}).get("metric") for s in summaries} - {None}
+    for monitor in sorted(monitors):
+        metrics[f"best {monitor}"] = [
+            (s.get("best") or {}).get("value") if (s.get("best") or {}).get("metric") == monitor else None
+            for s in summaries
+        ]
+    val_keys = sorted(set().union(*[(s.get("final") or {}).keys() for s in summaries]))
+    for key in val_keys:
+        metrics[f"last {key}"] = [(s.get("final") or {}).get(key) for s in summaries]
+    test_keys = sorted(set().union(*[((s.get("eval") or {}).get("test") or {}).keys() for s in summaries]))
+    for key in test_keys:
+        metrics[f"test/{key}"] = [((s.get("eval") or {}).get("test") or {}).get(key) for s in summaries]
+    warnings = []
+    for split in ("train", "val", "test"):
+        prints = [((s.get("data") or {}).get("fingerprints") or {}).get(split) for s in summaries]
+        known = {p for p in prints if p}
+        if len(known) > 1:
+            groups = ", ".join(f"{run.id}: {p[:12] if p else '?'}" for run, p in zip(runs, prints, strict=True))
+            warnings.append(f"the runs saw different {split} data (fingerprints {groups})")
+    return {"runs": [run.id for run in runs], "config": differing, "metrics": metrics, "warnings": warnings}

@@ -1,0 +1,76 @@
+"""The run recorder: writes what the engine reports into the run folder and index."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..engine.callbacks import Callback
+from ..io import write_text
+from .compute import peak_memory_mb
+from .store import Run
+
+if TYPE_CHECKING:
+    from ..engine.trainer import FitResult, Trainer
+
+
+class RunRecorder(Callback):
+    """Appends to ``metrics.jsonl`` and keeps ``summary.json`` and the index current."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.metrics_path = run.path / "metrics.jsonl"
+        self._file: Any = None
+
+    def _append(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._truncate(trainer.state.step)
+        self._file = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole fit
+        self.run.update_summary(status="running", reason="", pid=os.getpid(), **self._progress(trainer))
+
+    def _truncate(self, step: int) -> None:
+        """On resume, drop lines written after the checkpoint so that none repeat."""
+        if not self.metrics_path.is_file():
+            return
+        kept = [
+            line for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+
+    def on_log(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        s = trainer.state
+        self._append({"kind": "log", "step": s.step, "epoch": s.epoch + 1, "time": time.time(), **logs})
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self._append({"kind": "epoch", "time": time.time(), **metrics})
+        self.run.update_summary(**self._progress(trainer))
+
+    def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.run.update_summary(status=result.status, reason=result.reason, pid=None, **self._progress(trainer))
+
+    def _progress(self, trainer: Trainer) -> dict[str, Any]:
+        s = trainer.state
+        return {
+            "best": trainer.best_summary(),
+            "final": s.last_val,
+            "progress": {
+                "epoch": s.epoch, "epochs": trainer.epochs, "step": s.step, "total_steps": trainer.total_steps,
+                "samples": s.samples,
+            },
+            "time": {
+                "wall_s": round(s.wall_s, 3), "cpu_s": round(s.cpu_s, 3),
+                "samples_per_s": round(s.samples / s.wall_s, 2) if s.wall_s > 0 else None,
+            },
+            "peak_memory_mb": round(peak_memory_mb(trainer.device), 1),
+            "checkpoints": {k: str(Path("checkpoints") / f"{k}.safetensors") for k in ("last", "best")},
+        }
