@@ -320,7 +320,8 @@ def recipes() -> None:
     table.add_column("description")
     for name, path in list_recipes().items():
         raw = read_yaml(path) or {}
-        table.add_row(name, str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else "")
+        description = " ".join(str(raw.get("description", "")).split())
+        table.add_row(name, description.split(". ")[0].rstrip(".") + "." if description else "")
     out.print(table)
 
 
@@ -336,7 +337,7 @@ def config(
 
     cfg = load_recipe(recipe, list(overrides or []))
     if not docs:
-        out.print(cfg.to_yaml(), end="")
+        typer.echo(cfg.to_yaml(), nl=False)  # raw text: it must load back as YAML
         return
     for section in ("data", "model", "task", "optim", "schedule", "train"):
         value = getattr(cfg, section)

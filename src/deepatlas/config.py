@@ -7,8 +7,10 @@ for every key with its type, default and doc). ``data``, ``model`` and
 model or task, whose own options are validated next to the common keys.
 
 Overrides use dotted paths, ``model.width=512 optim.lr=3e-4``; values are
-read as YAML (``true``, ``[1, 2]``, ``null``). The fully resolved config is
-saved with every run and can be trained again as is.
+read as YAML (``true``, ``[1, 2]``, ``null``). Overriding a named section's
+``name`` (``model.name=resnet32``) starts that section afresh from the new
+choice's preset, keeping only the section's common keys (e.g. batch size).
+The fully resolved config is saved with every run and can be trained again as is.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ class Config:
             schedule=schema.parse(ScheduleConfig, raw.get("schedule"), "schedule"),
             train=schema.parse(TrainConfig, raw.get("train"), "train"),
             recipe=schema.coerce(raw.get("recipe", ""), str, "recipe"),
-            description=schema.coerce(raw.get("description", ""), str, "description"),
+            description=" ".join(schema.coerce(raw.get("description", ""), str, "description").split()),
             reference=schema.coerce(raw.get("reference"), Optional[dict[str, Any]], "reference"),
         )
 
@@ -241,7 +243,16 @@ class Config:
         return Config.from_dict(raw)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Sections as blocks, lists of numbers inline (``layers: [3, 3, 3]``)."""
+
+
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
 
 
 def _parse_named(path: str, raw: Any, common_cls: type, registry: Registry) -> Any:
@@ -282,9 +293,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _override_items(overrides: Iterable[str] | Mapping[str, Any]) -> list[tuple[str, Any]]:
-    if isinstance(overrides, Mapping):
-        return list(overrides.items())
-    return [parse_override(o) for o in overrides]
+    """Parsed overrides; ``model.name`` and the like come first, as they reset their section."""
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else [parse_override(o) for o in overrides]
+    return sorted(items, key=lambda item: not item[0].endswith(".name"))
 
 
 def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -309,20 +320,11 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _drop_foreign_keys(section: dict[str, Any], kind: str, new_name: Any) -> None:
-    registry = {"model": MODELS, "data": DATASETS, "task": TASKS}[kind]
+    """A new model/dataset/task: keys that configured the old one no longer apply."""
     common_cls = {"model": ModelSection, "data": DataConfig, "task": TaskSection}[kind]
     common = {f.name for f in dataclasses.fields(common_cls)}
-    if not isinstance(new_name, str) or new_name not in registry:
-        return  # validation reports the bad name
-    entry = registry.get(new_name)
-    allowed = set(common)
-    if entry.config is not None:
-        allowed |= {f.name for f in dataclasses.fields(entry.config)}
-    old_entry = registry.get(section["name"]) if section.get("name") in registry else None
-    old_defaults = schema.to_dict(old_entry.config) if old_entry and old_entry.config else {}
     for key in list(section):
-        # Keep a key the new choice also has, unless it merely held the old preset's value.
-        if key not in allowed or (key in old_defaults and section[key] == old_defaults[key]):
+        if key not in common:
             del section[key]
 
 
@@ -406,7 +408,8 @@ def load_raw_recipe(name_or_path: str | os.PathLike[str], _seen: tuple[str, ...]
         if str(base) in _seen:
             raise ConfigError(f"{path}: extends: recipes extend each other in a loop ({base}).")
         parent = load_raw_recipe(base, (*_seen, str(base)))
-        parent.pop("description", None)
+        parent.pop("description", None)  # what a recipe is and claims is its own
+        parent.pop("reference", None)
         raw = _deep_merge(parent, raw)
     return raw
 

@@ -56,6 +56,8 @@ class ResNetConfig:
             raise ConfigError(f"{path}.widths: needs one width per stage ({len(self.layers)}), got {len(self.widths)}.")
         if self.groups > 1 and self.block != "bottleneck":
             raise ConfigError(f"{path}.groups: grouped convolutions need block=bottleneck (ResNeXt).")
+        if self.block == "bottleneck" and int(min(self.widths) * self.base_width / 64) < 1:
+            raise ConfigError(f"{path}.base_width: bottleneck width int(width * base_width / 64) must be >= 1.")
         if self.shortcut == "A" and self.block == "bottleneck":
             raise ConfigError(f"{path}.shortcut: option A (zero padding) is defined for basic blocks only.")
 
@@ -95,6 +97,7 @@ class BasicBlock(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN, + shortcut, ReLU (eq. 1 and 2 of He et al. 2016a)."""
 
     expansion = 1
+    last_bn = "bn2"  # zeroed by zero_init_residual
 
     def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
         super().__init__()
@@ -102,7 +105,6 @@ class BasicBlock(nn.Module):
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.conv2, self.bn2 = conv3x3(width, width), nn.BatchNorm2d(width)
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=False)
-        self.last_bn = self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -118,6 +120,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    last_bn = "bn3"
 
     def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
         super().__init__()
@@ -128,7 +131,6 @@ class Bottleneck(nn.Module):
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.conv3, self.bn3 = conv1x1(inner, c_out), nn.BatchNorm2d(c_out)
         self.shortcut = shortcut(c_in, c_out, stride, c.shortcut, preact=False)
-        self.last_bn = self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -149,7 +151,6 @@ class PreActBlock(nn.Module):
         self.bn2, self.conv2 = nn.BatchNorm2d(width), conv3x3(width, width)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=True)
-        self.last_bn = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -173,7 +174,6 @@ class PreActBottleneck(nn.Module):
         self.bn3, self.conv3 = nn.BatchNorm2d(inner), conv1x1(inner, c_out)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.shortcut = shortcut(c_in, c_out, stride, c.shortcut, preact=True)
-        self.last_bn = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -234,11 +234,10 @@ class ResNet(ImageClassifier):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if self.config.zero_init_residual:
+        if self.config.zero_init_residual:  # post-activation blocks only (pre-activation ones end in a conv)
             for m in self.modules():
-                last_bn = getattr(m, "last_bn", None)
-                if isinstance(last_bn, nn.BatchNorm2d):
-                    nn.init.zeros_(last_bn.weight)
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(getattr(m, m.last_bn).weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final_act(self.stages(self.stem(x)))  # (B, C, H', W')

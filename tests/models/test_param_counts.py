@@ -1,0 +1,84 @@
+"""Parameter counts at the papers' settings (1000 classes at 224x224, or 10 CIFAR classes at 32x32).
+
+Exact figures are those of the reference implementations (torchvision for the
+ImageNet models, which follow the papers); "about" figures are the papers'
+rounded numbers, checked to the precision they are printed with.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepatlas.models import count_parameters
+from deepatlas.registry import MODELS
+
+
+def params(name: str) -> int:
+    entry = MODELS.get(name)
+    with torch.device("meta"):
+        return count_parameters(entry.factory(entry.config))
+
+
+EXACT = {
+    "lenet5": 61_706,
+    "alexnet": 60_965_224,  # Krizhevsky et al. with the two-GPU grouping (torchvision's one-tower variant: 61,100,840)
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "vgg11-bn": 132_868_840,
+    "vgg16-bn": 138_365_992,
+    "vgg19-bn": 143_678_248,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50-32x4d": 25_028_904,
+    "resnext101-32x8d": 88_791_336,
+    "resnext101-64x4d": 83_455_272,
+    "wide-resnet50-2": 68_883_240,
+    "wide-resnet101-2": 126_886_696,
+    "resnet20": 269_722,  # the CIFAR option-A count of the reference re-implementations
+}
+
+# Papers' rounded figures: (published value, tolerance as a fraction).
+ABOUT = {
+    "resnet20": (0.27e6, 0.02),  # He et al. 2016a, Table 6
+    "resnet32": (0.46e6, 0.02),
+    "resnet44": (0.66e6, 0.01),
+    "resnet56": (0.85e6, 0.01),
+    "resnet110": (1.7e6, 0.02),
+    "resnet1202": (19.4e6, 0.01),
+    "preact-resnet164": (1.7e6, 0.01),  # He et al. 2016b, Table 2
+    "wrn-16-4": (2.7e6, 0.02),  # Zagoruyko & Komodakis 2016, Table 5 (2.75M)
+    "wrn-16-8": (11.0e6, 0.01),
+    "wrn-22-8": (17.2e6, 0.01),
+    "wrn-28-10": (36.5e6, 0.01),
+    "wrn-40-4": (8.9e6, 0.01),
+    "resnext29-8x64d": (34.4e6, 0.01),  # Xie et al. 2017, Table 7
+    "resnext29-16x64d": (68.1e6, 0.01),
+    "googlenet": (7.0e6, 0.01),  # Szegedy et al. 2014 ("about 7M"; Table 1's columns sum to 6.8M)
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), EXACT.items())
+def test_exact_parameter_count(name: str, expected: int) -> None:
+    assert params(name) == expected
+
+
+@pytest.mark.parametrize(("name", "published"), ABOUT.items())
+def test_published_parameter_count(name: str, published: tuple[float, float]) -> None:
+    value, tolerance = published
+    assert abs(params(name) - value) <= tolerance * value, f"{name}: {params(name):,} vs {value:,.0f}"
+
+
+def test_preact_resnet1001_counts_weights_like_the_paper() -> None:
+    # He et al. 2016b report 10.2M for ResNet-1001: that is the convolution and
+    # linear weights; BatchNorm adds 0.15M (10.33M in all).
+    entry = MODELS.get("preact-resnet1001")
+    with torch.device("meta"):
+        model = entry.factory(entry.config)
+    weights = sum(p.numel() for n, p in model.named_parameters() if p.ndim > 1)
+    assert abs(weights - 10.2e6) <= 0.01 * 10.2e6

@@ -1,0 +1,101 @@
+"""The command line: the quickstart flow, one-line errors with exit code 2, runs and eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deepatlas.cli import app
+from tests.conftest import tiny_recipe
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "deepatlas", *args], capture_output=True, text=True, timeout=300, env=os.environ.copy()
+    )
+
+
+def test_bad_key_is_one_line_exit_2_no_traceback() -> None:
+    result = cli("train", "quickstart", "optim.lrr=0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        result.stderr.strip()
+    ] and "optim.lrr: unknown key" in result.stderr and "Did you mean 'lr'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = cli("--debug", "train", "quickstart", "train.epochs=ten")
+    assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+
+
+def test_unknown_run_is_a_clear_error() -> None:
+    result = cli("eval", "no-such-run")
+    assert result.returncode == 2 and "run 'no-such-run': not found" in result.stderr
+
+
+def test_train_eval_runs_show_compare(tmp_path: Path) -> None:
+    runs = str(tmp_path / "r")
+    result = runner.invoke(app, ["train", "quickstart", *tiny_recipe(), "--runs-dir", runs, "--plain"])
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.output and "saved to" in result.output
+    listed = runner.invoke(app, ["runs", "--runs-dir", runs, "--json"])
+    run_id = json.loads(listed.output)[0]["id"]
+    evaluated = runner.invoke(app, ["eval", run_id, "--runs-dir", runs, "--json"])
+    assert evaluated.exit_code == 0
+    metrics = json.loads(evaluated.output)["metrics"]
+    assert {"accuracy", "top5_accuracy", "macro_f1", "nll", "ece"} <= set(metrics)
+    assert (Path(runs) / run_id / "confusion-test.png").is_file()
+    shown = runner.invoke(app, ["runs", "show", run_id, "--runs-dir", runs])
+    assert shown.exit_code == 0 and "test accuracy" in shown.output
+    second = runner.invoke(app, ["train", "quickstart", *tiny_recipe(**{"optim.lr": 0.02}), "--runs-dir", runs, "-q"])
+    assert second.exit_code == 0
+    both = json.loads(runner.invoke(app, ["runs", "--runs-dir", runs, "--json"]).output)
+    compared = runner.invoke(app, ["runs", "compare", both[0]["id"], both[1]["id"], "--runs-dir", runs])
+    assert compared.exit_code == 0 and "optim.lr" in compared.output
+
+
+def test_interrupted_run_resumes_from_the_cli(tmp_path: Path) -> None:
+    runs = tmp_path / "r"
+    # max_steps stops mid-run as completed; extending it resumes the same run
+    first = cli("train", "quickstart", *tiny_recipe(**{"train.max_steps": 10}), "--runs-dir", str(runs), "-q")
+    assert first.returncode == 0, first.stderr
+    run_id = next(p.name for p in runs.iterdir() if p.is_dir())
+    again = cli("train", "--resume", run_id, "train.max_steps=30", "--runs-dir", str(runs), "-q")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((runs / run_id / "summary.json").read_text())
+    assert summary["progress"]["step"] == 30 and summary["status"] == "completed"
+
+
+def test_failed_run_exits_1() -> None:
+    result = runner.invoke(app, ["train", "quickstart", *tiny_recipe(**{"optim.name": "sgd", "optim.lr": 1e4, "optim.momentum": 0}), "-q"])
+    assert result.exit_code == 1 and "failed" in result.output
+
+
+@pytest.mark.parametrize("command", [["models", "--family", "cnn"], ["datasets"], ["recipes"], ["config", "quickstart", "--docs"]])
+def test_catalogue_commands(command: list[str]) -> None:
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+
+
+def test_models_lists_parameter_counts() -> None:
+    result = runner.invoke(app, ["models", "--family", "cnn"])
+    assert "138,357,544" in result.output and "vgg16" in result.output
+
+
+def test_config_prints_a_reloadable_resolved_recipe(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config", "quickstart", "optim.lr=0.5"])
+    path = tmp_path / "c.yaml"
+    path.write_text(result.output)
+    from deepatlas.config import load_recipe
+
+    assert load_recipe(path).optim.lr == 0.5
