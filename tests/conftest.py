@@ -49,4 +49,6 @@ def tiny_recipe(**overrides: object) -> list[str]:
         "train.checkpoint_every": 0,
     }
     base.update(overrides)
+    if "model.name" in overrides:
+        del base["model.width"]  # an MLP key
     return [f"{k}={v}" for k, v in base.items()]

@@ -99,3 +99,64 @@ def test_config_prints_a_reloadable_resolved_recipe(tmp_path: Path) -> None:
     from deepatlas.config import load_recipe
 
     assert load_recipe(path).optim.lr == 0.5
+
+
+def test_sigterm_checkpoints_marks_interrupted_and_resumes(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    runs = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepatlas", "train", "quickstart", "train.epochs=200", "train.log_every=1",
+         "--runs-dir", str(runs), "--plain"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until training is under way
+        metrics = list(runs.glob("*/metrics.jsonl"))
+        if metrics and metrics[0].stat().st_size > 0:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out and "deepatlas train --resume" in out
+    run_dir = next(p for p in runs.iterdir() if p.is_dir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["progress"]["step"] > 0
+    assert (run_dir / "checkpoints" / "last.safetensors").is_file()
+    resumed = cli("train", "--resume", run_dir.name, "train.epochs=3", "--runs-dir", str(runs), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_progress_bar_renders_on_a_terminal() -> None:
+
+    import deepatlas
+    from deepatlas.engine import ProgressBar
+
+    bar = ProgressBar(plain=False)
+    run = deepatlas.train("quickstart", tiny_recipe(), callbacks=[bar], progress=False)
+    assert run.status == "completed" and bar._progress is None  # started and stopped cleanly
+
+
+def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    runs = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepatlas", "train", "quickstart", "train.epochs=200", "train.checkpoint_every=5",
+         "--runs-dir", str(runs), "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs.glob("*/checkpoints/last.safetensors")):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)  # no handler runs: a power cut
+    proc.wait(timeout=60)
+    run_dir = next(p for p in runs.iterdir() if p.is_dir())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    resumed = cli("train", "--resume", run_dir.name, "train.epochs=2", "--runs-dir", str(runs), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import random
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,9 @@ def resume(
         config = config.override(overrides)
     summary = run.summary
     status = summary.get("status")
-    if status == "running" and _alive(summary.get("pid")) and summary.get("environment", {}).get("hostname") == environment(torch.device("cpu"))["hostname"]:
-        raise RunError(f"run {run.id} is still running (pid {summary['pid']}).")
+    same_host = (summary.get("environment") or {}).get("hostname") == socket.gethostname()
+    if status == "running" and same_host and _alive(summary.get("pid")):
+        raise RunError(f"run {run.id} is still running (pid {summary['pid']}); stop it first.")
     checkpoint = run.checkpoint("last")
     if not checkpoint.is_file():
         raise RunError(f"run {run.id} has no checkpoint to resume from ({checkpoint}); train it again.")

@@ -81,7 +81,7 @@ def test_resume_after_a_crash_between_checkpoints(uninterrupted: Any) -> None:
     with pytest.raises(RuntimeError, match="simulated crash"):
         deepatlas.train("quickstart", overrides, callbacks=[StopAt(17, "crash")], progress=False)
     crashed = deepatlas.open_run(deepatlas.list_runs()[0]["id"])
-    assert crashed.status == "running"  # as a killed process would leave it
+    assert crashed.status == "failed" and "simulated crash" in crashed.summary["reason"]
     assert weights(crashed)["state"]["step"] == 15  # the last periodic checkpoint
     resumed = deepatlas.resume(crashed.id, progress=False)
     assert_same_final_state(uninterrupted, resumed)

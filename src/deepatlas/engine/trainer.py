@@ -165,6 +165,14 @@ class Trainer:
         except NonFiniteLoss as exc:
             status, reason = "failed", str(exc)
             log.error("%s", reason)
+        except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, the last one stays valid
+            status, reason = "interrupted", "stopped at once by a second signal; resume restarts from the last checkpoint"
+        except Exception as exc:
+            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        return self._finish(status, reason)
+
+    def _finish(self, status: str, reason: str) -> FitResult:
         self._tick()
         result = FitResult(status, reason, self.state, self.best_summary())
         self._emit("on_fit_end", result)
