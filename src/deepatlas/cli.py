@@ -30,6 +30,8 @@ runs_app = typer.Typer(help="List, show and compare runs.", invoke_without_comma
 app.add_typer(runs_app, name="runs")
 
 out = Console(highlight=False)
+if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    out = Console(highlight=False, width=240)
 err = Console(stderr=True, highlight=False)
 _state = {"debug": False}
 
@@ -150,7 +152,8 @@ def eval_(
     if as_json:
         out.print_json(json.dumps(result))
         return
-    table = Table(title=f"{run} - {split} ({result['checkpoint']}, {result['weights']} weights)")
+    out.print(f"{run}: {split} split, {result['checkpoint']} ({result['weights']} weights, step {result['step']})")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result["metrics"].items():

@@ -165,7 +165,7 @@ class ImageData:
             "std": [round(v, 6) for v in self.std.tolist()],
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
-        self._device_cache: dict[tuple[str, str], torch.Tensor] = {}
+        self._device_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ----------------------------------------------------------------- splits
 
@@ -258,9 +258,10 @@ class ImageData:
 
     def _on_device(self, split: ImageSplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """In-memory images are copied to an accelerator once, then indexed there."""
+        assert split.images is not None
         if device.type == "cpu":
-            return split.images, split.labels  # type: ignore[return-value]
-        key = (str(id(split)), str(device))
+            return split.images, split.labels
+        key = (id(split), str(device))
         if key not in self._device_cache:
-            self._device_cache[key] = (split.images.to(device), split.labels.to(device))  # type: ignore[union-attr,assignment]
-        return self._device_cache[key]  # type: ignore[return-value]
+            self._device_cache[key] = (split.images.to(device), split.labels.to(device))
+        return self._device_cache[key]
