@@ -55,7 +55,8 @@ _COLUMNS = ("id", "recipe", "status", "created", "updated", "model", "dataset", 
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    """Local time with milliseconds: runs started in the same second still sort in order."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
 def default_runs_dir() -> Path:
