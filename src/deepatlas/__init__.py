@@ -20,6 +20,7 @@ _EXPORTS = {
     "train": "api",
     "resume": "api",
     "evaluate": "api",
+    "sample": "api",
     "open_run": "api",
     "list_runs": "api",
     "compare_runs": "api",

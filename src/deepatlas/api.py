@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,11 @@ def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
                 f"(remove model.{key} to take it from the data)."
             )
         updates[key] = want
+    context = meta.get("block_size")
+    if context is not None and getattr(options, "block_size", context) < context:
+        raise ConfigError(
+            f"model.block_size: {options.block_size} is shorter than the data's windows (data.block_size={context})."
+        )
     options = schema.replace(options, updates, "model")
     return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
 
@@ -123,11 +128,13 @@ def train(
     run (e.g. a search pruner).
     """
     config = _as_config(config, overrides)
-    data = load_dataset(config.data)
+    init = _init_source(config.train.init_from, runs_dir) if config.train.init_from else None
+    data = load_dataset(config.data, state_dir=init[1] if init else None)  # a pre-trained run's tokenizer
     config = resolve_model_config(config, data.meta)
     task = build_task(config, data.meta)
     seed_everything(config.train.seed)
     model = build_model(config)
+    init_report = _load_init(model, init[0]) if init else None
     device = resolve_device(config.train.device)
     first_batch = next(iter(data.eval_batches("train", torch.device("cpu"))), None)
     summary = {
@@ -141,11 +148,14 @@ def train(
             "name": data.name,
             "fingerprints": data.fingerprints(),
             "sizes": data.meta.get("sizes"),
-            "meta": {k: v for k, v in data.meta.items() if k != "sizes"},
+            "meta": {k: v for k, v in data.meta.items() if k != "sizes" and not k.startswith("_")},
         },
         "environment": environment(device),
+        "init_from": init_report,
     }
     run = RunStore(runs_dir).create(config, summary)
+    if hasattr(data, "save"):  # e.g. the tokenizer
+        data.save(run.path)
     log.info("run %s: %s", run.id, run.path)
     return _fit(run, config, data, model, task, callbacks, progress, resume_from=None)
 
@@ -188,7 +198,7 @@ def resume(
             f"run {run.id} already completed ({progress_info.get('step')} steps); to train it longer, "
             f"resume with train.epochs=N (more than {progress_info.get('epochs')})."
         )
-    data = load_dataset(config.data)
+    data = load_dataset(config.data, state_dir=run.path)
     fingerprints = data.fingerprints()
     recorded = (summary.get("data") or {}).get("fingerprints") or {}
     for split in ("train", "val"):
@@ -203,6 +213,31 @@ def resume(
         write_text(run.config_path, config.to_yaml())
     log.info("resuming run %s from step %s", run.id, progress_info.get("step"))
     return _fit(run, config, data, model, task, callbacks, progress, resume_from=checkpoint)
+
+
+def _init_source(ref: str, runs_dir: str | Path | None) -> tuple[Path, Path | None]:
+    """(checkpoint, run folder) for ``train.init_from``: a run id/folder or a checkpoint file."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        folder = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path, folder
+    run = open_run(ref, runs_dir)
+    best = run.checkpoint("best")
+    return (best if best.is_file() else run.checkpoint("last")), run.path
+
+
+def _load_init(model: nn.Module, path: Path) -> dict[str, Any]:
+    """Load the tensors of a checkpoint whose names and shapes match the model (e.g. all but a new head)."""
+    ckpt = load_checkpoint(path)
+    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    own = model.state_dict()
+    matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ConfigError(f"train.init_from: no layer of {path} matches this model (is it the same architecture?).")
+    model.load_state_dict(matched, strict=False)
+    fresh = sorted(set(own) - set(matched))
+    log.info("initialised %d tensors from %s; %d start fresh", len(matched), path, len(fresh))
+    return {"checkpoint": str(path), "loaded": len(matched), "fresh": fresh, "ignored": sorted(set(weights) - set(matched))}
 
 
 def _alive(pid: Any) -> bool:
@@ -250,14 +285,13 @@ def evaluate(
     """
     run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
     config = run.config
-    data = load_dataset(config.data)
+    data = load_dataset(config.data, state_dir=run.path)
     task = build_task(config, data.meta)
     return _evaluate(run, config, data, task, split, checkpoint, resolve_device(device or config.train.device))
 
 
-def _evaluate(
-    run: Run, config: Config, data: Any, task: Any, split: str, checkpoint: str, device: torch.device
-) -> dict[str, Any]:
+def load_trained_model(run: Run, config: Config, task: Any, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Path, bool]:
+    """The run's model with the weights of ``checkpoint`` (EMA weights when kept)."""
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"--checkpoint: {checkpoint!r} is not allowed (allowed: best, last).")
     path = run.checkpoint(checkpoint)
@@ -270,6 +304,13 @@ def _evaluate(
         model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: does not fit the run's model ({exc}).") from None
+    return model.eval(), ckpt, path, use_ema
+
+
+def _evaluate(
+    run: Run, config: Config, data: Any, task: Any, split: str, checkpoint: str, device: torch.device
+) -> dict[str, Any]:
+    model, ckpt, path, use_ema = load_trained_model(run, config, task, checkpoint)
     model.to(device).eval()
     with autocast(device, autocast_dtype(config.train.precision, device)):
         evaluation = task.evaluate(model, data.eval_batches(split, device))
@@ -310,6 +351,49 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def sample(
+    run_ref: str | Path | Run,
+    prompt: str = "",
+    *,
+    max_new_tokens: int = 500,
+    temperature: float = 0.8,
+    top_k: int | None = 200,
+    top_p: float | None = None,
+    seed: int = 0,
+    checkpoint: str = "best",
+    runs_dir: str | Path | None = None,
+    device: str | None = None,
+) -> Iterator[str]:
+    """Stream text from a language-model run: yields each new piece as it is generated."""
+    from .data.text import load_tokenizer
+
+    run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
+    config = run.config
+    if not (run.path / "tokenizer.json").is_file():
+        raise RunError(f"run {run.id} has no tokenizer: `sample` needs a language-model run.")
+    tokenizer = load_tokenizer(run.path / "tokenizer.json")
+    task = build_task(config, {"vocab_size": tokenizer.vocab_size, "special_ids": {}})
+    if not hasattr(task, "generate"):
+        raise RunError(f"run {run.id}: task {config.task.name!r} does not generate text.")
+    model, *_ = load_trained_model(run, config, task, checkpoint)
+    dev = resolve_device(device or config.train.device)
+    model.to(dev)
+    ids = tokenizer.encode(prompt) if prompt else [0]
+    context = torch.tensor([ids], dtype=torch.long, device=dev)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    produced: list[int] = []
+    shown = ""
+    for token in task.generate(model, context, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator):
+        produced.append(int(token[0]))
+        text = tokenizer.decode(produced)  # decode the whole tail: BPE pieces can span tokens
+        if len(text) > len(shown) and not text.endswith("\ufffd"):
+            yield text[len(shown):]
+            shown = text
 
 
 # --------------------------------------------------------------------------- the run store

@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List, show and compare runs.", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(runs_app, name="runs")
+bench_app = typer.Typer(help="Benchmarks against reference implementations, side by side.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 out = Console(highlight=False)
 if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
@@ -163,6 +165,34 @@ def eval_(
         out.print(f"figure: {figure}")
 
 
+@app.command()
+def sample(
+    run: str = typer.Argument(..., help="A language-model run (id, prefix or folder)."),
+    prompt: str = typer.Option("", "--prompt", help="Text to continue (default: a newline)."),
+    max_new_tokens: int = typer.Option(500, "--max-new-tokens", min=1, help="Tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="Softmax temperature (0: greedy)."),
+    top_k: Optional[int] = typer.Option(200, "--top-k", min=1, help="Sample among the k most likely tokens."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+) -> None:
+    """Generate text from a trained language model, streamed as it is produced (KV cache)."""
+    from . import api
+
+    _setup_logging(True, True)
+    stream = api.sample(
+        run, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        seed=seed, checkpoint=checkpoint, runs_dir=runs_dir, device=device,
+    )
+    sys.stdout.write(prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
 # --------------------------------------------------------------------------- runs
 
 
@@ -274,6 +304,46 @@ def runs_reindex(runs_dir: Optional[Path] = RUNS_DIR) -> None:
     from .tracking import RunStore
 
     out.print(f"indexed {RunStore(runs_dir).reindex()} runs")
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+@bench_app.command("transformer")
+def bench_transformer(
+    n_layer: int = typer.Option(4, help="Layers."),
+    n_head: int = typer.Option(4, help="Attention heads."),
+    n_embd: int = typer.Option(128, help="Width."),
+    block_size: int = typer.Option(64, help="Context length."),
+    batch_size: int = typer.Option(12, help="Sequences per step."),
+    calls: int = typer.Option(20, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Training throughput of our GPT vs Hugging Face GPT-2 at the same configuration (default: nanoGPT's CPU one)."""
+    import torch
+
+    from .bench.transformer import TransformerBench, run
+
+    config = TransformerBench(
+        n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, batch_size=batch_size,
+        calls=calls, rounds=rounds,
+    )
+    rows = run(config, torch.device(device))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"GPT training step, {n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size} tokens, {torch.get_num_threads()} threads")
+    for col in ("precision", "ours tokens/s", "HF tokens/s", "ours / HF", "ours MFU", "HF MFU", "matmul peak GFLOP/s", "spread"):
+        table.add_column(col, justify="left" if col == "precision" else "right")
+    for r in rows:
+        table.add_row(
+            r["precision"], f"{r['ours_tokens_per_s']:,.0f}", f"{r['hf_tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x",
+            f"{r['ours_mfu']:.1%}", f"{r['hf_mfu']:.1%}", f"{r['peak_gflops']:,.0f}", f"{r['spread']:.0%}",
+        )
+    out.print(table)
+    out.print("ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge.")
 
 
 # --------------------------------------------------------------------------- catalogues

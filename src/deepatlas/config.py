@@ -100,7 +100,7 @@ class OptimConfig:
 class ScheduleConfig:
     """How the learning rate changes over training."""
 
-    name: Literal["constant", "step", "multi-step", "cosine", "warmup-cosine", "one-cycle"] = option(
+    name: Literal["constant", "step", "multi-step", "cosine", "warmup-cosine", "one-cycle", "inverse-sqrt"] = option(
         "constant", "learning-rate schedule"
     )
     interval: Literal["step", "epoch"] = option(
@@ -124,8 +124,8 @@ class ScheduleConfig:
                 raise ConfigError(f"{path}.milestones: multi-step needs at least one milestone.")
             if list(self.milestones) != sorted(self.milestones):
                 raise ConfigError(f"{path}.milestones: must be increasing, got {list(self.milestones)}.")
-        if self.name == "warmup-cosine" and self.warmup <= 0:
-            raise ConfigError(f"{path}.warmup: warmup-cosine needs warmup > 0 (in schedule.unit).")
+        if self.name in ("warmup-cosine", "inverse-sqrt") and self.warmup <= 0:
+            raise ConfigError(f"{path}.warmup: {self.name} needs warmup > 0 (in schedule.unit).")
         if self.name == "step" and self.step_size <= 0:
             raise ConfigError(f"{path}.step_size: must be > 0 for the step schedule.")
 
@@ -163,6 +163,9 @@ class TrainConfig:
     monitor: Optional[str] = option(None, "validation metric for best checkpoint and early stopping (null: the task's)")
     mode: Literal["auto", "max", "min"] = option("auto", "whether the monitored metric should go up or down")
     test: bool = option(False, "evaluate the best checkpoint on the test split when training ends")
+    init_from: Optional[str] = option(
+        None, "start from another run's weights (id, folder or .safetensors); layers of matching shape are loaded"
+    )
     threads: Optional[int] = option(None, "CPU threads for torch (null: torch's default)", low=1)
     deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
 

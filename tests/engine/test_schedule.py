@@ -72,3 +72,12 @@ def test_apply_sets_every_group() -> None:
     opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}], lr=1.0)
     LRSchedule(ScheduleConfig(name="step", step_size=1, gamma=0.5, unit="step"), 1.0, 1, 10).apply([opt], 3)
     assert [g["lr"] for g in opt.param_groups] == [0.125, 0.125]
+
+
+def test_inverse_sqrt_is_the_papers_schedule() -> None:
+    # Vaswani et al. eq. 3: lrate = d^-0.5 min(n^-0.5, n warmup^-1.5), n = step + 1; peak at n = warmup
+    d, warmup = 512, 40
+    peak = d**-0.5 * warmup**-0.5
+    lrs = ours(200, lr=peak, name="inverse-sqrt", warmup=warmup - 1, unit="step")
+    paper = [d**-0.5 * min(n**-0.5, n * warmup**-1.5) for n in range(1, 201)]
+    assert lrs == pytest.approx(paper, rel=1e-9)

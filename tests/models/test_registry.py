@@ -9,15 +9,20 @@ whole registry runs in seconds. Full-size presets are checked for shape on the
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load, save
 
 from deepatlas import schema
+from deepatlas.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.models import count_parameters
+from deepatlas.models.bert import BertConfig
 from deepatlas.models.cnn import AlexNetConfig, GoogLeNetConfig, VGGConfig
+from deepatlas.models.gpt import GPTConfig
 from deepatlas.models.resnet import ResNetConfig
+from deepatlas.models.seq2seq import TransformerConfig
+from deepatlas.models.vit import ViTConfig
 from deepatlas.registry import MODELS, create_model
 
 NAMES = MODELS.names()
@@ -25,7 +30,7 @@ NAMES = MODELS.names()
 
 def tiny_overrides(config: object) -> dict[str, object]:
     """Keep the architecture, shrink the channels and the input."""
-    out: dict[str, object] = {"num_classes": 7}
+    out: dict[str, object] = {"num_classes": 7} if hasattr(config, "num_classes") else {}
     if isinstance(config, ResNetConfig):
         out.update(widths=tuple(max(2, w // 16) for w in config.widths), stem_width=8, input_size=16, stem="cifar")
         out["layers"] = tuple(min(n, 3) for n in config.layers)
@@ -37,6 +42,14 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(input_size=64)
     elif isinstance(config, GoogLeNetConfig):
         out.update(input_size=32)
+    elif isinstance(config, GPTConfig):
+        out.update(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    elif isinstance(config, TransformerConfig):
+        out.update(vocab_size=50, max_len=16, n_encoder_layers=2, n_decoder_layers=2, d_model=16, n_head=2, d_ff=32)
+    elif isinstance(config, ViTConfig):
+        out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, mlp_dim=32)
+    elif isinstance(config, BertConfig):
+        out.update(vocab_size=50, max_position=16, n_layer=2, n_head=2, hidden=16, intermediate=32)
     else:
         out.update(input_size=16 if hasattr(config, "input_size") else None)
     return {k: v for k, v in out.items() if v is not None and hasattr(config, k)}
@@ -49,7 +62,24 @@ def tiny(name: str, **extra: object) -> torch.nn.Module:
 
 def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor:
     c = model.config
+    if hasattr(c, "vocab_size"):  # a sequence model: token ids
+        longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len
+        return torch.randint(3, c.vocab_size, (batch, min(12, longest)))
     return torch.randn(batch, c.in_channels, c.input_size, c.input_size)
+
+
+def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's forward on ``x`` (an encoder-decoder reads x as source and target)."""
+    if isinstance(model.config, TransformerConfig):
+        return model(x, x)
+    return model(x)
+
+
+def expected_shape(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    c = model.config
+    if hasattr(c, "num_classes"):  # a classifier (of images, or of token sequences like BERT)
+        return (x.shape[0], c.num_classes)
+    return (*x.shape, c.vocab_size)
 
 
 def test_registry_is_populated() -> None:
@@ -61,31 +91,34 @@ def test_registry_is_populated() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_backward_no_nan(name: str) -> None:
     torch.manual_seed(0)
-    model = tiny(name, in_channels=2)
+    model = tiny(name, **({"in_channels": 2} if hasattr(MODELS.get(name).config, "in_channels") else {}))
     x = example_input(model)
-    logits = model(x)
-    assert logits.shape == (3, 7)
+    logits = run(model, x)
+    assert logits.shape == expected_shape(model, x)
     assert torch.isfinite(logits).all()
-    logits.logsumexp(dim=1).mean().backward()
+    loss = logits.logsumexp(dim=-1).mean()
+    if hasattr(model, "masked_lm"):  # BERT: the pre-training head has parameters of its own
+        loss = loss + model.masked_lm(x).logsumexp(dim=-1).mean()
+    loss.backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads), "every parameter gets a finite gradient"
-    features = model.forward_features(x)
-    assert features.shape == (3, model.head.in_features)
+    if hasattr(model, "forward_features"):
+        assert model.forward_features(x).shape == (3, model.head.in_features)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_and_config_round_trip(name: str) -> None:
+def test_state_dict_and_config_round_trip(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = tiny(name).eval()
-    blob = save({k: v.contiguous() for k, v in model.state_dict().items()})
+    path = save_checkpoint(tmp_path / "m.safetensors", {"model": model.state_dict()})  # handles tied weights
     config_dict = schema.to_dict(model.config)
     rebuilt_config = schema.parse(type(model.config), config_dict, "model")
     assert rebuilt_config == model.config
     torch.manual_seed(1)  # different initialisation ...
     clone = MODELS.get(name).factory(rebuilt_config).eval()
-    clone.load_state_dict(load(blob))  # ... replaced by the saved weights
+    clone.load_state_dict(load_checkpoint(path)["model"])  # ... replaced by the saved weights
     x = example_input(model)
-    assert torch.equal(model(x), clone(x))
+    assert torch.equal(run(model, x), run(clone, x))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -94,9 +127,13 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
     with torch.device("meta"):
         model = entry.factory(entry.config)
         c = entry.config
-        size = getattr(c, "input_size", None) or 28
-        x = torch.empty(2, getattr(c, "in_channels", 1), size, size)
-        assert model(x).shape == (2, c.num_classes)
+        if hasattr(c, "vocab_size"):
+            x = torch.ones(2, getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len, dtype=torch.long)
+            assert run(model, x).shape == expected_shape(model, x)
+        else:
+            size = getattr(c, "input_size", None) or 28
+            x = torch.empty(2, getattr(c, "in_channels", 1), size, size)
+            assert model(x).shape == (2, c.num_classes)
 
 
 def test_unknown_override_fails_at_once() -> None:

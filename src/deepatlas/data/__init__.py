@@ -8,11 +8,15 @@ OptionsDataclass())``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..registry import DATASETS
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
+from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
 from .sources import load_digits, load_fashion_mnist, load_image_folder
+from .text import TextData, TextFileOptions, TextOptions, load_text, load_tiny_shakespeare
+from .text_classification import SpeakersOptions, TextCsvOptions, load_speakers, load_text_csv
 
 DATASETS.register(
     "digits", load_digits, ImageOptions(), family="image",
@@ -26,10 +30,39 @@ DATASETS.register(
     "image-folder", load_image_folder, ImageFolderOptions(), family="image",
     doc="your images: data.path=/folder with one sub-folder of PNG/JPEG files per class",
 )
+DATASETS.register(
+    "tiny-shakespeare", load_tiny_shakespeare, TextOptions(), family="text",
+    doc="Tiny Shakespeare, 1.1M characters (Karpathy's char-rnn corpus); language modelling",
+)
+DATASETS.register(
+    "text", load_text, TextFileOptions(), family="text",
+    doc="your text: data.path=file.txt or a folder of .txt files; language modelling",
+)
+
+DATASETS.register(
+    "shakespeare-speakers", load_speakers, SpeakersOptions(), family="text-classification",
+    doc="who speaks? utterances of Tiny Shakespeare's most frequent speakers (text classification)",
+)
+DATASETS.register(
+    "text-csv", load_text_csv, TextCsvOptions(), family="text-classification",
+    doc="your labelled text: data.path=file.csv with text and label columns",
+)
+
+DATASETS.register(
+    "shakespeare-reverse", load_reverse, ReverseOptions(), family="seq2seq",
+    doc="lines of Tiny Shakespeare to their reversal (or, transform=recase, their capitals restored)",
+)
+DATASETS.register(
+    "text-pairs", load_text_pairs, TextPairsOptions(), family="seq2seq",
+    doc="your sequence pairs: data.path=file of source<TAB>target lines",
+)
 
 
-def load_dataset(config: Any) -> Any:
-    """Load the dataset a :class:`~deepatlas.config.DataConfig` describes."""
+def load_dataset(config: Any, state_dir: Path | None = None) -> Any:
+    """Load the dataset a :class:`~deepatlas.config.DataConfig` describes.
+
+    ``state_dir`` is a run folder: what the run saved (e.g. its tokenizer) is reused.
+    """
     from ..config import DataConfig
     from ..schema import parse
 
@@ -38,7 +71,10 @@ def load_dataset(config: Any) -> Any:
         entry = DATASETS.get(config.name, "data.name")
         config = type(config)(**{**config.__dict__, "options": entry.config})
     entry = DATASETS.get(config.name, "data.name")
-    return entry.factory(config)
+    return entry.factory(config, state_dir=state_dir)
 
 
-__all__ = ["ImageData", "ImageFolderOptions", "ImageOptions", "ImageSplit", "load_dataset"]
+__all__ = [
+    "ImageData", "ImageFolderOptions", "ImageOptions", "ImageSplit", "TextData", "TextFileOptions", "TextOptions",
+    "load_dataset",
+]

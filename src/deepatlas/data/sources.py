@@ -26,7 +26,7 @@ def _resized(split: ImageSplit, size: int | None) -> ImageSplit:
 # --------------------------------------------------------------------------- digits
 
 
-def load_digits(config: Any) -> ImageData:
+def load_digits(config: Any, state_dir: Path | None = None) -> ImageData:
     """scikit-learn's 1,797 8x8 handwritten digits (UCI), embedded: no download.
 
     There is no official test split: a fixed stratified 20% (seed 0) is held
@@ -103,7 +103,7 @@ def _fashion_split(prefix: str, root: str | None, resize: int | None) -> ImageSp
     return _resized(split, resize)
 
 
-def load_fashion_mnist(config: Any) -> ImageData:
+def load_fashion_mnist(config: Any, state_dir: Path | None = None) -> ImageData:
     """Fashion-MNIST (Xiao et al., 2017): 60,000 training and 10,000 test 28x28 greyscale images, 10 classes."""
     resize = config.options.resize
     train = _fashion_split("train", config.root, resize)
@@ -174,7 +174,7 @@ def _folder_split(files: list[Path], labels: list[int], decode: _Decoder) -> Ima
     return ImageSplit(split.labels, images)
 
 
-def load_image_folder(config: Any) -> ImageData:
+def load_image_folder(config: Any, state_dir: Path | None = None) -> ImageData:
     """The user's images: ``path/<class>/*.png`` (or ``path/train/<class>`` and ``path/test/<class>``)."""
     opts = config.options
     if not opts.path:

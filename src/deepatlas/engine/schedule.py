@@ -9,6 +9,7 @@ floored to whole epochs, so the rate only changes at epoch ends.
 - cosine (Loshchilov & Hutter, 2016, without restarts): min + (1 - min) (1 + cos(pi t / T)) / 2
 - one-cycle (Smith & Topin, 2017): cosine rise from lr/div_factor to lr over
   pct_start of training, then cosine fall to lr/(div_factor*final_div_factor)
+- inverse-sqrt (Vaswani et al. 2017, eq. 3): after the linear warm-up, lr * sqrt(warmup / step)
 - warm-up (Goyal et al., 2017): linear from 0 to 1 over ``warmup``, before any schedule
 """
 
@@ -56,6 +57,8 @@ class LRSchedule:
             return c.gamma ** math.floor(step / self._steps(c.step_size))
         if c.name == "multi-step":
             return c.gamma ** bisect.bisect_right([self._steps(m) for m in c.milestones], step)
+        if c.name == "inverse-sqrt":  # peaks at optim.lr when the warm-up ends
+            return math.sqrt((warmup + quantum) / (step + quantum))
         min_factor = c.min_lr / self.base_lr if self.base_lr > 0 else 0.0
         if c.name in ("cosine", "warmup-cosine"):
             return _cosine(1.0, min_factor, (step - warmup) / max(1.0, self.total_steps - warmup))

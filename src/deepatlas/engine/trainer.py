@@ -74,27 +74,27 @@ class NonFiniteLoss(TrainingError):
 
 
 class _Averager:
-    """Running sums of detached log tensors; values are read (synchronised) only when asked."""
+    """Running means of detached log tensors, per key; values are read (synchronised) only when asked."""
 
     def __init__(self) -> None:
         self.sums: dict[str, Any] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, logs: dict[str, torch.Tensor]) -> None:
         for key, value in logs.items():
             value = value.detach().float()
             self.sums[key] = self.sums[key] + value if key in self.sums else value
-        self.count += 1
+            self.counts[key] = self.counts.get(key, 0) + 1
 
     def mean(self) -> dict[str, float]:
-        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+        return {k: float(v) / self.counts[k] for k, v in self.sums.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count}
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "counts": dict(self.counts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in state["sums"].items()}
-        self.count = state["count"]
+        self.counts = dict(state["counts"])
 
 
 class Trainer:

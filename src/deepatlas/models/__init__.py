@@ -5,7 +5,7 @@ models are pure ``nn.Module``s built from a frozen dataclass config and know
 nothing of files, training loops or the CLI.
 """
 
-from . import cnn, mlp, resnet
+from . import bert, cnn, gpt, mlp, resnet, seq2seq, vit
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
-__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "cnn", "count_parameters", "mlp", "resnet"]
+__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "gpt", "mlp", "resnet", "seq2seq", "vit"]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 # Config keys a model takes from the dataset it is trained on unless set explicitly.
-DATA_BOUND_FIELDS = ("in_channels", "num_classes", "input_size")
+DATA_BOUND_FIELDS = ("in_channels", "num_classes", "input_size", "vocab_size", "pad_id", "bos_id", "eos_id")
 
 
 class ImageClassifier(nn.Module):

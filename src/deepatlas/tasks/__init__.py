@@ -1,6 +1,6 @@
 """Objectives: how a batch becomes losses and metrics. Importing registers them."""
 
-from . import classification
+from . import classification, language, seq2seq
 from .base import Evaluation, StepOutput, Task, accumulate
 
-__all__ = ["Evaluation", "StepOutput", "Task", "accumulate", "classification"]
+__all__ = ["Evaluation", "StepOutput", "Task", "accumulate", "classification", "language", "seq2seq"]

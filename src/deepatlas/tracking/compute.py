@@ -34,14 +34,13 @@ def count_flops(build_model: Callable[[], nn.Module], task: Any, batch: Any) -> 
         meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
         n = task.batch_size(batch)
         model.train()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            for phase in task.phases(0):
-                task.training_step(model, meta_batch, phase)
+        with FlopCounterMode(display=False) as counter:
+            losses = [task.training_step(model, meta_batch, phase).loss for phase in task.phases(0)]
         forward = counter.get_total_flops()
         with FlopCounterMode(display=False) as counter:
-            for phase in task.phases(0):
-                task.training_step(model, meta_batch, phase).loss.backward()
-        train = counter.get_total_flops()
+            for loss in losses:
+                loss.backward(retain_graph=True)
+        train = forward + counter.get_total_flops()
     except Exception as exc:  # counting is best effort: a model the meta device cannot run
         log.warning("could not count FLOPs: %s", exc)
         return None

@@ -189,6 +189,8 @@ class RunStore:
 
     def reindex(self) -> int:
         """Rebuild the index from the run folders; returns the number of runs."""
+        with self._db() as conn:
+            _retry(lambda: conn.execute("DELETE FROM runs"))
         count = 0
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []:
             run = Run(folder, self)

@@ -1,0 +1,307 @@
+"""Text: tokenizers, corpora and language-modelling batches.
+
+Tokenizers: character level (the vocabulary is the corpus's characters, as in
+char-rnn and nanoGPT) or byte-level BPE (Sennrich et al. 2016; Radford et al.
+2019) trained on the training split with the ``tokenizers`` library. The
+tokenizer is saved with every run (``tokenizer.json``).
+
+A corpus is split contiguously: the first (1 - val_fraction - test_fraction)
+for training, then validation, then test (Tiny Shakespeare: 90% / 10%, as
+nanoGPT, with the held-out 10% also serving as the test split). A training
+batch is ``batch_size`` windows of ``block_size + 1`` tokens at random offsets,
+drawn with a generator seeded by (seed, epoch, batch); an "epoch" is
+``steps_per_epoch`` such batches. Validation covers the whole split in
+non-overlapping windows, so its loss is exact rather than estimated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..errors import DataError
+from ..io import derive_seed, write_text
+from ..schema import option
+from .download import cache_dir, check_sha256, data_roots, download, find_file
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+class CharTokenizer:
+    """One token per character; optional special tokens come after the characters."""
+
+    kind = "char"
+
+    def __init__(self, chars: Sequence[str], specials: Sequence[str] = ()) -> None:
+        self.chars = list(chars)
+        self.specials = list(specials)
+        self.itos = self.chars + self.specials
+        self.stoi = {s: i for i, s in enumerate(self.chars)}
+        self.special_ids = {s: len(self.chars) + i for i, s in enumerate(self.specials)}
+
+    @classmethod
+    def train(cls, text: str, specials: Sequence[str] = ()) -> CharTokenizer:
+        return cls(sorted(set(text)), specials)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError as exc:
+            raise DataError(f"character {exc.args[0]!r} is not in the tokenizer's vocabulary.") from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.itos[i] for i in ids if i < len(self.chars))
+
+    def token_id(self, special: str) -> int | None:
+        return self.special_ids.get(special)
+
+    def char_lengths(self) -> torch.Tensor:
+        return torch.tensor([1] * len(self.chars) + [0] * len(self.specials), dtype=torch.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "char", "chars": self.chars, "specials": self.specials}
+
+
+class BPETokenizer:
+    """Byte-level BPE from the ``tokenizers`` library."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, specials: Sequence[str] = ()) -> BPETokenizer:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=list(specials), show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
+        chunk = 1 << 16
+        tok.train_from_iterator((text[i : i + chunk] for i in range(0, len(text), chunk)), trainer=trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def token_id(self, special: str) -> int | None:
+        return self.tokenizer.token_to_id(special)
+
+    def char_lengths(self) -> torch.Tensor:
+        return torch.tensor([len(self.decode([i])) for i in range(self.vocab_size)], dtype=torch.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "bpe", "tokenizer": json.loads(self.tokenizer.to_str())}
+
+
+def tokenizer_from_json(obj: dict[str, Any]) -> CharTokenizer | BPETokenizer:
+    if obj.get("kind") == "char":
+        return CharTokenizer(obj["chars"], obj.get("specials", ()))
+    if obj.get("kind") == "bpe":
+        from tokenizers import Tokenizer
+
+        return BPETokenizer(Tokenizer.from_str(json.dumps(obj["tokenizer"])))
+    raise DataError(f"unknown tokenizer kind {obj.get('kind')!r}.")
+
+
+def save_tokenizer(tokenizer: CharTokenizer | BPETokenizer, folder: Path) -> None:
+    write_text(folder / "tokenizer.json", json.dumps(tokenizer.to_json()))
+
+
+def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
+    path = Path(path)
+    try:
+        return tokenizer_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise DataError(f"{path}: not a deepatlas tokenizer ({exc}).") from None
+
+
+# --------------------------------------------------------------------------- corpora
+
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+def tiny_shakespeare_text(root: str | None) -> str:
+    """Karpathy's Tiny Shakespeare (1,115,394 characters), found locally or downloaded and verified."""
+    folders = []
+    for base in data_roots(root):
+        folders += [base / "tinyshakespeare", base / "tiny-shakespeare", base]
+    folders.append(cache_dir() / "tinyshakespeare")
+    path = find_file(["input.txt", "tinyshakespeare.txt"], folders)
+    if path is None:
+        path = download(TINY_SHAKESPEARE_URL, cache_dir() / "tinyshakespeare" / "input.txt",
+                        sha256_of_content=TINY_SHAKESPEARE_SHA256)
+    content = path.read_bytes()
+    check_sha256(path, content, TINY_SHAKESPEARE_SHA256)
+    return content.decode("utf-8")
+
+
+def read_text_path(path: str | None) -> tuple[str, str]:
+    """The user's UTF-8 text: a file, or every ``.txt`` file under a folder (sorted, joined)."""
+    if not path:
+        raise DataError("data.path: the text dataset needs a file or folder of UTF-8 text (data.path=...).")
+    p = Path(path).expanduser()
+    files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
+    if not p.exists():
+        raise DataError(f"data.path: {p} does not exist.")
+    if not files:
+        raise DataError(f"data.path: no .txt files under {p}.")
+    parts = []
+    for f in files:
+        try:
+            parts.append(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    return f"text:{p}", "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- the bundle
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """Options of a text corpus for language modelling."""
+
+    tokenizer: Literal["char", "bpe"] = option("char", "character-level or byte-level BPE tokens")
+    vocab_size: int = option(1024, "bpe: vocabulary size to train", low=16)
+    specials: tuple[str, ...] = option((), "special tokens to add, e.g. [PAD], [MASK], [CLS] for BERT")
+    block_size: int = option(64, "tokens of context per training window", low=1)
+    steps_per_epoch: int = option(250, "training batches per epoch (the validation interval)", low=1)
+    test_fraction: float = option(0.0, "held-out tail used as the test split (0: the validation split)", low=0.0, high=0.5)
+
+
+@dataclass(frozen=True)
+class TextFileOptions(TextOptions):
+    """Options of the user's own text."""
+
+    path: str | None = option(None, "a UTF-8 text file or a folder of .txt files")
+
+
+class TokenSplit:
+    """A contiguous run of token ids."""
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        self.ids = ids
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = hashlib.sha256(self.ids.numpy().astype("<i4").tobytes()).hexdigest()
+        return self._fingerprint
+
+
+class TextData:
+    """Language-modelling windows over a tokenised corpus."""
+
+    def __init__(self, name: str, text: str, config: Any, tokenizer: CharTokenizer | BPETokenizer | None = None) -> None:
+        opts: TextOptions = config.options
+        self.name, self.config, self.options = name, config, opts
+        n = len(text)
+        n_train = int(n * (1 - config.val_fraction - opts.test_fraction))  # nanoGPT: int(0.9 n)
+        n_test = int(n * opts.test_fraction)
+        n_val = n - n_train - n_test
+        parts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
+        if tokenizer is None:
+            if opts.tokenizer == "char":
+                tokenizer = CharTokenizer.train(text, opts.specials)  # all characters, as nanoGPT
+            else:
+                tokenizer = BPETokenizer.train(parts["train"], opts.vocab_size, opts.specials)
+        self.tokenizer = tokenizer
+        self.splits = {k: TokenSplit(torch.tensor(tokenizer.encode(v), dtype=torch.long)) for k, v in parts.items()}
+        if n_test == 0:
+            self.splits["test"] = self.splits["val"]
+        if config.limit is not None:
+            self.splits["train"] = TokenSplit(self.splits["train"].ids[: config.limit])
+        if len(self.splits["train"]) <= opts.block_size + 1:
+            raise DataError(f"{name}: the training split has {len(self.splits['train'])} tokens, fewer than block_size + 2.")
+        self.meta = {
+            "_char_lengths": tokenizer.char_lengths(),  # characters per token, for bits per character
+            "vocab_size": tokenizer.vocab_size,
+            "block_size": opts.block_size,
+            "tokenizer": tokenizer.kind,
+            "special_ids": {s: tokenizer.token_id(s) for s in opts.specials},
+            "sizes": {k: len(v) for k, v in self.splits.items()},
+        }
+
+    def split(self, name: str) -> TokenSplit:
+        if name not in self.splits:
+            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
+        return self.splits[name]
+
+    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
+        return {n: self.split(n).fingerprint() for n in names}
+
+    def save(self, folder: Path) -> None:
+        """Keep the tokenizer with the run (``sample`` and evaluation read it back)."""
+        save_tokenizer(self.tokenizer, folder)
+
+    def num_batches(self, split: str = "train") -> int:
+        if split == "train":
+            return self.options.steps_per_epoch
+        windows = (len(self.split(split)) - 1) // self.options.block_size
+        return math.ceil(windows / self.config.eval_batch_size)
+
+    def train_batches(
+        self, epoch: int, seed: int, device: torch.device, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(x, y)`` of shape (batch, block): y is x shifted by one token."""
+        ids, block = self.splits["train"].ids, self.options.block_size
+        offsets = torch.arange(block + 1)
+        for i in range(start, self.num_batches()):
+            gen = torch.Generator().manual_seed(derive_seed(seed, "windows", epoch, i))
+            starts = torch.randint(len(ids) - block - 1, (self.config.batch_size,), generator=gen)
+            window = ids[starts[:, None] + offsets]  # (B, block + 1)
+            yield window[:, :-1].to(device), window[:, 1:].to(device)
+
+    def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every position of the split once, in non-overlapping windows."""
+        ids, block = self.split(split).ids, self.options.block_size
+        windows = (len(ids) - 1) // block
+        x = ids[: windows * block].view(windows, block)
+        y = ids[1 : windows * block + 1].view(windows, block)
+        for lo in range(0, windows, self.config.eval_batch_size):
+            yield x[lo : lo + self.config.eval_batch_size].to(device), y[lo : lo + self.config.eval_batch_size].to(device)
+
+
+def _with_saved_tokenizer(state_dir: Path | None) -> CharTokenizer | BPETokenizer | None:
+    if state_dir is not None and (state_dir / "tokenizer.json").is_file():
+        return load_tokenizer(state_dir / "tokenizer.json")
+    return None
+
+
+def load_tiny_shakespeare(config: Any, state_dir: Path | None = None) -> TextData:
+    return TextData("tiny-shakespeare", tiny_shakespeare_text(config.root), config, _with_saved_tokenizer(state_dir))
+
+
+def load_text(config: Any, state_dir: Path | None = None) -> TextData:
+    name, text = read_text_path(config.options.path)
+    return TextData(name, text, config, _with_saved_tokenizer(state_dir))

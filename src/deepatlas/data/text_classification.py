@@ -1,0 +1,176 @@
+"""Labelled text: sequence classification for fine-tuning encoders such as BERT.
+
+Each example becomes ``[CLS] tokens... [PAD]...`` of ``block_size`` tokens (longer
+texts are truncated). Splits are stratified: a fixed test split (seed 0) and a
+validation split drawn with ``data.split_seed``.
+
+Built in: ``shakespeare-speakers``, who speaks an utterance of Tiny Shakespeare
+among its ``num_speakers`` most frequent speakers. Your own: ``text-csv``, a CSV
+file with a header and ``text`` and ``label`` columns (names configurable).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..io import derive_seed
+from ..schema import option
+from .images import stratified_split
+from .text import CharTokenizer, _with_saved_tokenizer, save_tokenizer, tiny_shakespeare_text
+
+SPECIALS = ("[PAD]", "[MASK]", "[CLS]")
+
+
+@dataclass(frozen=True)
+class TextClassOptions:
+    block_size: int = option(128, "tokens per example, [CLS] included (longer texts are cut)", low=2)
+    test_fraction: float = option(0.15, "fraction held out as the test split (fixed seed)", low=0.05, high=0.5)
+
+
+@dataclass(frozen=True)
+class SpeakersOptions(TextClassOptions):
+    num_speakers: int = option(8, "classify among this many most frequent speakers", low=2)
+
+
+@dataclass(frozen=True)
+class TextCsvOptions(TextClassOptions):
+    path: str | None = option(None, "CSV file with a header row")
+    text_column: str = option("text", "column holding the text")
+    label_column: str = option("label", "column holding the label")
+
+
+class LabelledTokens:
+    """Token ids (N, block) and labels (N,)."""
+
+    def __init__(self, ids: torch.Tensor, labels: torch.Tensor) -> None:
+        self.ids, self.labels = ids, labels
+        self._fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            h = hashlib.sha256(self.ids.numpy().astype("<i4").tobytes())
+            h.update(self.labels.numpy().astype("<i8").tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+class TextClassificationData:
+    """Padded token sequences with class labels; batches are ``(ids, labels)``."""
+
+    def __init__(self, name: str, texts: list[str], labels: list[str], config: Any, tokenizer: Any = None) -> None:
+        opts = config.options
+        self.name, self.config, self.options = name, config, opts
+        if not texts:
+            raise DataError(f"{name}: no examples.")
+        self.class_names = sorted(set(labels))
+        y = np.array([self.class_names.index(label) for label in labels])
+        self.tokenizer = tokenizer or CharTokenizer.train("".join(texts), SPECIALS)
+        pad, cls = self.tokenizer.token_id("[PAD]"), self.tokenizer.token_id("[CLS]")
+        if pad is None or cls is None:
+            raise DataError(f"{name}: the tokenizer needs [PAD] and [CLS] tokens (data.specials when pre-training).")
+        block = opts.block_size
+        ids = torch.full((len(texts), block), pad, dtype=torch.long)
+        for i, text in enumerate(texts):
+            tokens = [cls, *self.tokenizer.encode(text)][:block]
+            ids[i, : len(tokens)] = torch.tensor(tokens)
+        keep, test = stratified_split(y, opts.test_fraction, seed=0)
+        train, val = stratified_split(y[keep], config.val_fraction, config.split_seed)
+        train, val = keep[train], keep[val]
+        if config.limit is not None:
+            train = train[: config.limit]
+        labels_t = torch.from_numpy(y)
+        self.splits = {n: LabelledTokens(ids[idx], labels_t[idx]) for n, idx in (("train", train), ("val", val), ("test", np.sort(test)))}
+        self.meta = {
+            "num_classes": len(self.class_names),
+            "class_names": self.class_names,
+            "vocab_size": self.tokenizer.vocab_size,
+            "pad_id": pad,
+            "special_ids": {s: self.tokenizer.token_id(s) for s in SPECIALS},
+            "tokenizer": self.tokenizer.kind,
+            "sizes": {k: len(v) for k, v in self.splits.items()},
+        }
+
+    def split(self, name: str) -> LabelledTokens:
+        if name not in self.splits:
+            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
+        return self.splits[name]
+
+    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
+        return {n: self.split(n).fingerprint() for n in names}
+
+    def save(self, folder: Path) -> None:
+        save_tokenizer(self.tokenizer, folder)
+
+    def num_batches(self, split: str = "train") -> int:
+        n = len(self.split(split))
+        if split == "train":
+            return max(1, n // self.config.batch_size)
+        return -(-n // self.config.eval_batch_size)
+
+    def train_batches(self, epoch: int, seed: int, device: torch.device, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        data = self.splits["train"]
+        bs = min(self.config.batch_size, len(data))
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
+        for idx in list(order[: self.num_batches() * bs].split(bs))[start:]:
+            yield data.ids[idx].to(device), data.labels[idx].to(device)
+
+    def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        data = self.split(split)
+        for lo in range(0, len(data), self.config.eval_batch_size):
+            hi = lo + self.config.eval_batch_size
+            yield data.ids[lo:hi].to(device), data.labels[lo:hi].to(device)
+
+
+def shakespeare_utterances(text: str) -> list[tuple[str, str]]:
+    """(speaker, utterance) pairs: blocks that start with a ``NAME:`` line."""
+    pairs = []
+    for block in text.split("\n\n"):
+        lines = block.strip().split("\n")
+        if len(lines) > 1 and re.fullmatch(r"[A-Z][A-Za-z' ]*:", lines[0]):
+            pairs.append((lines[0][:-1], "\n".join(lines[1:])))
+    return pairs
+
+
+def load_speakers(config: Any, state_dir: Path | None = None) -> TextClassificationData:
+    """Who says it? Utterances of Tiny Shakespeare's most frequent speakers."""
+    pairs = shakespeare_utterances(tiny_shakespeare_text(config.root))
+    top = {s for s, _ in Counter(s for s, _ in pairs).most_common(config.options.num_speakers)}
+    chosen = [(s, u) for s, u in pairs if s in top]
+    return TextClassificationData(
+        "shakespeare-speakers", [u for _, u in chosen], [s for s, _ in chosen], config, _with_saved_tokenizer(state_dir)
+    )
+
+
+def load_text_csv(config: Any, state_dir: Path | None = None) -> TextClassificationData:
+    opts = config.options
+    if not opts.path:
+        raise DataError("data.path: text-csv needs a CSV file with text and label columns.")
+    path = Path(opts.path).expanduser()
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as a UTF-8 CSV ({exc}).") from None
+    if not rows:
+        raise DataError(f"{path}: no rows.")
+    for column in (opts.text_column, opts.label_column):
+        if column not in rows[0]:
+            raise DataError(f"{path}: no column {column!r} (columns: {', '.join(rows[0])}).")
+    return TextClassificationData(
+        f"text-csv:{path}", [r[opts.text_column] for r in rows], [r[opts.label_column] for r in rows], config,
+        _with_saved_tokenizer(state_dir),
+    )

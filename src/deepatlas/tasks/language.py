@@ -1,0 +1,150 @@
+"""Language modelling objectives.
+
+- Causal LM (Radford et al. 2018): L = -(1/T) sum_t log p(x_t | x_<t). Reported as
+  loss (nats per token), perplexity exp(L) and bits per character
+  (sum of -log2 p over the characters the tokens cover).
+- Masked LM (Devlin et al. 2019): choose 15% of positions; replace 80% of them with
+  [MASK], 10% with a random token, keep 10%; predict the original tokens there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import TASKS
+from ..schema import option
+from .base import StepOutput, Task
+
+
+@dataclass(frozen=True)
+class CausalLMConfig:
+    label_smoothing: float = option(0.0, "label smoothing of the training loss", low=0.0, high=1.0)
+
+
+def _lm_stats(logits: torch.Tensor, targets: torch.Tensor, char_lengths: torch.Tensor | None, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Summable statistics of next-token (or masked-token) predictions."""
+    logits, targets = logits.flatten(0, -2).float(), targets.flatten()
+    nll = F.cross_entropy(logits, targets, reduction="none")
+    keep = torch.ones_like(targets, dtype=torch.bool) if valid is None else valid.flatten()
+    # masked sums rather than boolean indexing: no data-dependent shapes (FLOP counting runs on `meta`)
+    stats = {
+        "nll_sum": (nll.double() * keep).sum(),
+        "tokens": keep.sum().double(),
+        "correct": ((logits.argmax(-1) == targets) & keep).sum().double(),
+    }
+    if char_lengths is not None:
+        stats["chars"] = (char_lengths.to(targets.device)[targets] * keep).sum()
+    return stats
+
+
+def _lm_metrics(totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    tokens = float(totals["tokens"])
+    loss = float(totals["nll_sum"]) / max(tokens, 1.0)
+    metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "accuracy": float(totals["correct"]) / max(tokens, 1.0)}
+    if "chars" in totals and float(totals["chars"]) > 0:
+        metrics["bpc"] = float(totals["nll_sum"]) / math.log(2) / float(totals["chars"])
+    return metrics
+
+
+class CausalLM(Task):
+    """Next-token prediction; batches are ``(x, y)`` with y = x shifted by one."""
+
+    monitor = ("loss", "min")
+
+    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        x, y = batch
+        logits = model(x)  # (B, T, vocab)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.config.label_smoothing)
+        return StepOutput(loss, {"loss": loss.detach()})
+
+    def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        x, y = batch
+        return _lm_stats(model(x), y, self.meta.get("_char_lengths"))
+
+    def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return _lm_metrics(totals)
+
+    @torch.no_grad()
+    def generate(self, model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, **sampling: Any) -> Iterator[torch.Tensor]:
+        """New tokens (B,) one at a time after ``prompt`` (B, T), with the model's KV cache."""
+        model.eval()
+        yield from model.generate(prompt, max_new_tokens, **sampling)
+
+
+@dataclass(frozen=True)
+class MaskedLMConfig:
+    mask_prob: float = option(0.15, "fraction of positions to predict", low=0.0, high=1.0)
+    mask_token_frac: float = option(0.8, "of those: replaced by [MASK]", low=0.0, high=1.0)
+    random_token_frac: float = option(0.1, "of those: replaced by a random token (the rest stay)", low=0.0, high=1.0)
+
+    def validate(self, path: str) -> None:
+        if self.mask_token_frac + self.random_token_frac > 1.0:
+            raise ConfigError(f"{path}.random_token_frac: mask_token_frac + random_token_frac must be <= 1.")
+
+
+def mask_tokens(
+    ids: torch.Tensor, config: MaskedLMConfig, mask_id: int, vocab_size: int, generator: torch.Generator | None = None,
+    special_ids: tuple[int, ...] = (),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's corruption: returns (inputs, selected) where ``selected`` marks the positions to predict."""
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device="cpu").to(ids.device)
+
+    selected = rand(*ids.shape) < config.mask_prob
+    for s in special_ids:
+        selected &= ids != s
+    action = rand(*ids.shape)
+    to_mask = selected & (action < config.mask_token_frac)
+    to_random = selected & (action >= config.mask_token_frac) & (action < config.mask_token_frac + config.random_token_frac)
+    random_ids = (rand(*ids.shape) * vocab_size).long().clamp_(max=vocab_size - 1)
+    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    return inputs, selected
+
+
+class MaskedLM(Task):
+    """BERT's masked-language-model pre-training; the model provides ``masked_lm(ids) -> logits``."""
+
+    monitor = ("loss", "min")
+
+    def __init__(self, config: MaskedLMConfig, meta: Mapping[str, Any]) -> None:
+        super().__init__(config, meta)
+        specials = meta.get("special_ids") or {}
+        if specials.get("[MASK]") is None:
+            raise ConfigError("data.specials: masked language modelling needs a [MASK] token (data.specials=['[PAD]', '[MASK]', '[CLS]']).")
+        self.mask_id = int(specials["[MASK]"])
+        self.special = tuple(int(v) for v in specials.values() if v is not None)
+        self.vocab_size = int(meta["vocab_size"])
+
+    def _loss_and_stats(self, model: nn.Module, ids: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inputs, selected = mask_tokens(ids, self.config, self.mask_id, self.vocab_size, generator, self.special)
+        logits = model.masked_lm(inputs)  # (B, T, vocab)
+        stats = _lm_stats(logits, ids, None, selected)
+        loss = stats["nll_sum"].float() / stats["tokens"].clamp_min(1).float()
+        return loss, stats
+
+    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        ids = batch[0]
+        logits_loss, stats = self._loss_and_stats(model, ids, None)  # the global RNG: saved in checkpoints
+        return StepOutput(logits_loss, {"loss": logits_loss.detach(), "accuracy": stats["correct"] / stats["tokens"].clamp_min(1)})
+
+    def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        ids = batch[0]
+        # The same positions are masked in every evaluation of a batch: seed by its content.
+        seed = int((ids.long().cpu() * torch.arange(1, ids.numel() + 1).view_as(ids)).sum()) % (2**31)
+        return self._loss_and_stats(model, ids, torch.Generator().manual_seed(seed))[1]
+
+    def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return _lm_metrics(totals)
+
+
+TASKS.register("causal-lm", CausalLM, CausalLMConfig(), family="language", doc="next-token prediction (GPT): loss, perplexity, bits per character")
+TASKS.register("masked-lm", MaskedLM, MaskedLMConfig(), family="language", doc="BERT masked-language-model pre-training (15%; 80/10/10)")

@@ -1,0 +1,102 @@
+"""Tokenizers and language-modelling batches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepatlas.config import load_recipe
+from deepatlas.data import load_dataset
+from deepatlas.data.text import (
+    BPETokenizer,
+    CharTokenizer,
+    TextData,
+    load_tokenizer,
+    tokenizer_from_json,
+)
+from deepatlas.errors import DataError
+
+CPU = torch.device("cpu")
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def shakespeare_available() -> bool:
+    roots = [os.environ.get("DEEPATLAS_DATA_DIR", ""), str(SHARED)]
+    return any((Path(r) / "tinyshakespeare" / "input.txt").is_file() for r in roots if r)
+
+
+@pytest.fixture
+def shakespeare(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not os.environ.get("DEEPATLAS_DATA_DIR") and (SHARED / "tinyshakespeare" / "input.txt").is_file():
+        monkeypatch.setenv("DEEPATLAS_DATA_DIR", str(SHARED))
+    if not shakespeare_available():
+        if os.environ.get("CI"):
+            pytest.fail("Tiny Shakespeare is missing: .ci/run must set DEEPATLAS_DATA_DIR to ../shared/data")
+        pytest.skip("Tiny Shakespeare not available offline")
+
+
+def text_config(path: Path, *extra: str):
+    return load_recipe("gpt-shakespeare-char", ["data.name=text", f"data.path={path}", *extra]).data
+
+
+def test_char_tokenizer_round_trip_and_specials() -> None:
+    tok = CharTokenizer.train("hello world", specials=("[MASK]",))
+    assert tok.vocab_size == 9 and tok.token_id("[MASK]") == 8
+    assert tok.decode(tok.encode("low hello")) == "low hello"
+    assert tokenizer_from_json(tok.to_json()).encode("hold") == tok.encode("hold")
+    with pytest.raises(DataError, match="'z' is not in the tokenizer"):
+        tok.encode("zoo")
+
+
+def test_bpe_tokenizer_trains_round_trips_and_reloads(tmp_path: Path) -> None:
+    text = "the quick brown fox jumps over the lazy dog. " * 200 + "émigré naïve café"
+    tok = BPETokenizer.train(text, vocab_size=300, specials=("[PAD]",))
+    ids = tok.encode("the lazy fox")
+    assert len(ids) < len("the lazy fox")  # merges happened
+    assert tok.decode(ids) == "the lazy fox"
+    assert tok.decode(tok.encode("café naïve")) == "café naïve"  # bytes cover any text
+    path = tmp_path / "tok.json"
+    path.write_text(__import__("json").dumps(tok.to_json()))
+    assert load_tokenizer(path).encode("the lazy fox") == ids
+
+
+def test_windows_are_shifted_deterministic_and_resumable(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(chr(97 + i % 26) for i in range(5000)))
+    data = load_dataset(text_config(path, "data.block_size=16", "data.steps_per_epoch=6", "data.batch_size=4"))
+    batches = list(data.train_batches(2, 5, CPU))
+    assert len(batches) == 6 and batches[0][0].shape == (4, 16)
+    x, y = batches[0]
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    tail = list(data.train_batches(2, 5, CPU, start=4))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches[4:], tail, strict=True))
+
+
+def test_evaluation_windows_cover_each_position_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.txt"
+    path.write_text("abcdefghij" * 300)
+    data = load_dataset(text_config(path, "data.block_size=7", "data.eval_batch_size=5"))
+    ys = torch.cat([y.flatten() for _, y in data.eval_batches("val", CPU)])
+    val = data.split("val").ids
+    assert torch.equal(ys, val[1 : 1 + len(ys)]) and len(val) - 1 - len(ys) < 7
+
+
+def test_user_text_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DataError, match="latin1.txt: not UTF-8"):
+        load_dataset(text_config(bad))
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(text_config(tmp_path / "missing.txt"))
+
+
+@pytest.mark.usefixtures("shakespeare")
+def test_tiny_shakespeare_matches_nanogpt_split() -> None:
+    data = load_dataset(load_recipe("gpt-shakespeare-char").data)
+    assert isinstance(data, TextData)
+    assert data.meta["vocab_size"] == 65
+    assert data.meta["sizes"]["train"] == 1_003_854 and data.meta["sizes"]["val"] == 111_540  # int(0.9 n)
+    assert data.tokenizer.decode(data.split("train").ids[:14].tolist()) == "First Citizen:"
