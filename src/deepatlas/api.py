@@ -376,10 +376,10 @@ def sample(
     config = run.config
     if not (run.path / "tokenizer.json").is_file():
         raise RunError(f"run {run.id} has no tokenizer: `sample` needs a language-model run.")
+    if not hasattr(TASKS.get(config.task.name).factory, "generate"):
+        raise RunError(f"run {run.id}: its task ({config.task.name}) does not generate text; `sample` needs a causal-lm run.")
     tokenizer = load_tokenizer(run.path / "tokenizer.json")
     task = build_task(config, {"vocab_size": tokenizer.vocab_size, "special_ids": {}})
-    if not hasattr(task, "generate"):
-        raise RunError(f"run {run.id}: task {config.task.name!r} does not generate text.")
     model, *_ = load_trained_model(run, config, task, checkpoint)
     dev = resolve_device(device or config.train.device)
     model.to(dev)

@@ -100,3 +100,13 @@ def test_tiny_shakespeare_matches_nanogpt_split() -> None:
     assert data.meta["vocab_size"] == 65
     assert data.meta["sizes"]["train"] == 1_003_854 and data.meta["sizes"]["val"] == 111_540  # int(0.9 n)
     assert data.tokenizer.decode(data.split("train").ids[:14].tolist()) == "First Citizen:"
+
+
+def test_bpe_corpus_trains_on_the_training_split_and_counts_characters(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("to be or not to be, that is the question. " * 300)
+    data = load_dataset(text_config(path, "data.tokenizer=bpe", "data.vocab_size=300", "data.block_size=8"))
+    assert data.meta["tokenizer"] == "bpe" and data.meta["vocab_size"] <= 300
+    lengths = data.meta["_char_lengths"]
+    ids = data.split("val").ids[:50]
+    assert lengths[ids].sum().item() == len(data.tokenizer.decode(ids.tolist()))  # bits per *character*

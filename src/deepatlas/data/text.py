@@ -249,6 +249,8 @@ class TextData:
             "block_size": opts.block_size,
             "tokenizer": tokenizer.kind,
             "special_ids": {s: tokenizer.token_id(s) for s in opts.specials},
+            # without a [PAD] token no id is padding (-1): a model must not mask a real character
+            "pad_id": tokenizer.token_id("[PAD]") if "[PAD]" in opts.specials else -1,
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
 

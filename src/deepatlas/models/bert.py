@@ -40,7 +40,7 @@ class BertConfig:
     attention_dropout: float = option(0.1, "dropout on attention weights", low=0.0, high=1.0)
     eps: float = option(1e-12, "LayerNorm epsilon", low=0.0)
     num_classes: int = option(2, "classes of the sequence classifier (from the data)", low=1)
-    pad_id: int = option(0, "token id of [PAD]: padded positions are masked out (from the tokenizer)", low=0)
+    pad_id: int = option(0, "token id of [PAD]: padded positions are masked out (from the tokenizer; -1: none)", low=-1)
     fused_attention: bool = option(True, "use torch's fused attention kernels")
 
     def validate(self, path: str) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.attention import KVCache
 from ..nn.positional import LearnedPositions, Rotary, SinusoidalPositions
-from ..nn.transformer import TransformerBlock
+from ..nn.transformer import TransformerBlock, dropout_layer
 from ..registry import register_model
 from ..schema import option
 
@@ -65,7 +65,7 @@ class GPT(nn.Module):
             self.wpe = SinusoidalPositions(c.block_size, c.n_embd)
         else:
             self.rotary = Rotary(c.n_embd // c.n_head, c.block_size)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = dropout_layer(c.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 c.n_embd, c.n_head, 4 * c.n_embd, dropout=c.dropout, activation=c.activation,

@@ -17,6 +17,11 @@ from .attention import KVCache, MultiHeadAttention
 ACTIVATIONS = ("relu", "gelu", "gelu-tanh")
 
 
+def dropout_layer(p: float) -> nn.Module:
+    """Dropout, or nothing at p = 0 (nn.Dropout(0) still does work in training mode)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 def ffn_activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
@@ -35,7 +40,7 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
         self.act = ffn_activation(activation)
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_layer(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.fc2(self.act(self.fc1(x))))
@@ -70,7 +75,7 @@ class TransformerBlock(nn.Module):
             self.cross = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=attn_drop, cross=True, fused=fused)
         self.ln2 = nn.LayerNorm(d_model, eps=eps, bias=bias)
         self.ff = FeedForward(d_model, d_ff, activation, dropout, bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout_layer(dropout)
 
     def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn: object) -> torch.Tensor:
         if self.norm_first:
