@@ -21,6 +21,7 @@ _EXPORTS = {
     "resume": "api",
     "evaluate": "api",
     "sample": "api",
+    "sample_images": "api",
     "open_run": "api",
     "list_runs": "api",
     "compare_runs": "api",

@@ -299,9 +299,11 @@ def load_trained_model(run: Run, config: Config, task: Any, checkpoint: str = "b
         path = run.checkpoint("last")
     ckpt = load_checkpoint(path)
     model = build_model(config)
-    use_ema = ckpt.get("ema") is not None and task.ema_target(model) is model
+    use_ema = ckpt.get("ema") is not None
     try:
-        model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
+        model.load_state_dict(ckpt["model"])
+        if use_ema:  # the averaged module: the whole model, or a part of it (a GAN's generator)
+            task.ema_target(model).load_state_dict(ckpt["ema"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: does not fit the run's model ({exc}).") from None
     return model.eval(), ckpt, path, use_ema
@@ -394,6 +396,49 @@ def sample(
         if len(text) > len(shown) and not text.endswith("\ufffd"):
             yield text[len(shown):]
             shown = text
+
+
+def sample_images(
+    run_ref: str | Path | Run,
+    n: int = 64,
+    *,
+    label: int | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    checkpoint: str = "last",
+    runs_dir: str | Path | None = None,
+    device: str | None = None,
+) -> Path:
+    """Draw ``n`` images from a generative run (VAE, GAN, diffusion) and save them as a PNG grid in the run."""
+    from .report.plots import save_image_grid
+
+    run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
+    config = run.config
+    task = build_task(config, {})
+    model, *_ = load_trained_model(run, config, task, checkpoint)
+    if not hasattr(task, "sample") and not hasattr(model, "sample"):
+        raise RunError(f"run {run.id}: its model ({config.model.name}) does not generate images.")
+    if steps is not None and not hasattr(task, "sample"):
+        raise ConfigError(f"--steps: only diffusion runs take sampling steps (run {run.id} is a {config.task.name} run).")
+    dev = resolve_device(device or config.train.device)
+    model.to(dev)
+    conditional = getattr(model.config, "conditional", False)
+    if label is not None and not conditional:
+        raise ConfigError(f"--label: run {run.id} trained an unconditional model; sample without --label.")
+    classes = getattr(model.config, "num_classes", 1)
+    if label is not None and not 0 <= label < classes:
+        raise ConfigError(f"--label: {label} is not a class of run {run.id} (0..{classes - 1}).")
+    y = None
+    if conditional:  # a fixed label, or each row of the grid one class
+        y = torch.full((n,), label, dtype=torch.long) if label is not None else torch.arange(n) % classes
+        y = y.to(dev)
+    generator = torch.Generator().manual_seed(seed)
+    if hasattr(task, "sample"):  # the reverse process lives in the task (the model is a pure denoiser)
+        images = task.sample(model, n, y, generator=generator, steps=steps)
+    else:
+        images = model.sample(n, y, generator=generator)
+    name = f"samples-{checkpoint}-seed{seed}" + (f"-label{label}" if label is not None else "") + ".png"
+    return save_image_grid(images.float().cpu().clamp(0, 1), run.path / name, nrow=classes if conditional and label is None else None)
 
 
 # --------------------------------------------------------------------------- the run store

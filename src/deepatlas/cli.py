@@ -167,21 +167,31 @@ def eval_(
 
 @app.command()
 def sample(
-    run: str = typer.Argument(..., help="A language-model run (id, prefix or folder)."),
+    run: str = typer.Argument(..., help="A language-model or generative run (id, prefix or folder)."),
     prompt: str = typer.Option("", "--prompt", help="Text to continue (default: a newline)."),
     max_new_tokens: int = typer.Option(500, "--max-new-tokens", min=1, help="Tokens to generate."),
     temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="Softmax temperature (0: greedy)."),
     top_k: Optional[int] = typer.Option(200, "--top-k", min=1, help="Sample among the k most likely tokens."),
     top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling threshold."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best or last (default: best for text, last for images)."),
+    n: int = typer.Option(64, "--n", min=1, help="Images: how many (one PNG grid)."),
+    label: Optional[int] = typer.Option(None, "--label", min=0, help="Images: the class of a conditional model."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Images: sampling steps of a diffusion model."),
     device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
     runs_dir: Optional[Path] = RUNS_DIR,
 ) -> None:
-    """Generate text from a trained language model, streamed as it is produced (KV cache)."""
+    """Generate text from a language model (streamed, KV cache), or a PNG grid of images from a VAE, GAN or diffusion run."""
     from . import api
 
     _setup_logging(True, True)
+    if not (api.open_run(run, runs_dir).path / "tokenizer.json").is_file():
+        path = api.sample_images(
+            run, n, label=label, steps=steps, seed=seed, checkpoint=checkpoint or "last", runs_dir=runs_dir, device=device,
+        )
+        typer.echo(str(path))
+        return
+    checkpoint = checkpoint or "best"
     stream = api.sample(
         run, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
         seed=seed, checkpoint=checkpoint, runs_dir=runs_dir, device=device,

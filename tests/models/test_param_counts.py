@@ -52,6 +52,8 @@ EXACT = {
     # 6+6 layers, 512 wide, 37,000 shared BPE tokens, three-way tied embeddings; the paper
     # prints 65M for its base model, whose vocabulary handling it does not state exactly.
     "transformer-base": 63_082_496,
+    # the DDPM CIFAR-10 UNet (Ho et al. 2020 print 35.7M, checked below)
+    "unet-ddpm-cifar": 35_746_307,
 }
 
 # Papers' rounded figures: (published value, tolerance as a fraction).
@@ -70,9 +72,10 @@ ABOUT = {
     "wrn-40-4": (8.9e6, 0.01),
     "resnext29-8x64d": (34.4e6, 0.01),  # Xie et al. 2017, Table 7
     "resnext29-16x64d": (68.1e6, 0.01),
-    "googlenet": (7.0e6, 0.01),
+    "googlenet": (7.0e6, 0.01),  # Szegedy et al. 2014 ("about 7M"; Table 1's columns sum to 6.8M)
     "transformer-big": (213e6, 0.01),  # Vaswani et al. 2017, Table 3
-    "gpt2-medium": (350e6, 0.02),  # "350M" as GPT-2's sizes are usually quoted (345M in the paper)  # Szegedy et al. 2014 ("about 7M"; Table 1's columns sum to 6.8M)
+    "gpt2-medium": (350e6, 0.02),  # "350M" as GPT-2's sizes are usually quoted (345M in the paper)
+    "unet-ddpm-cifar": (35.7e6, 0.01),  # Ho et al. 2020, Appendix B
 }
 
 

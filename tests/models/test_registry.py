@@ -19,9 +19,12 @@ from deepatlas.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.models import count_parameters
 from deepatlas.models.bert import BertConfig
 from deepatlas.models.cnn import AlexNetConfig, GoogLeNetConfig, VGGConfig
+from deepatlas.models.gan import GANConfig
 from deepatlas.models.gpt import GPTConfig
 from deepatlas.models.resnet import ResNetConfig
 from deepatlas.models.seq2seq import TransformerConfig
+from deepatlas.models.unet import UNetConfig
+from deepatlas.models.vae import VAEConfig
 from deepatlas.models.vit import ViTConfig
 from deepatlas.registry import MODELS, create_model
 
@@ -48,6 +51,10 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(vocab_size=50, max_len=16, n_encoder_layers=2, n_decoder_layers=2, d_model=16, n_head=2, d_ff=32)
     elif isinstance(config, ViTConfig):
         out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, mlp_dim=32)
+    elif isinstance(config, UNetConfig):
+        out.update(input_size=16, width=8, groups=2, attention_at=(4,), num_res_blocks=1)
+    elif isinstance(config, GANConfig):
+        out.update(input_size=16, z_dim=8, g_width=4, d_width=4)
     elif isinstance(config, BertConfig):
         out.update(vocab_size=50, max_position=16, n_layer=2, n_head=2, hidden=16, intermediate=32)
     else:
@@ -72,11 +79,25 @@ def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's forward on ``x`` (an encoder-decoder reads x as source and target)."""
     if isinstance(model.config, TransformerConfig):
         return model(x, x)
+    if isinstance(model.config, GANConfig):  # the discriminator's scores of generated images
+        c = model.config
+        torch.manual_seed(0)
+        y = torch.arange(x.shape[0]) % c.num_classes
+        return model.discriminator(model(torch.randn(x.shape[0], c.z_dim), y), y)
+    if isinstance(model.config, UNetConfig):  # a denoiser: (x_t, t) -> a tensor like x_t
+        return model(x, torch.arange(x.shape[0]) * 7)
+    if isinstance(model.config, VAEConfig):  # likelihood parameters; z is sampled: fix the noise
+        torch.manual_seed(0)
+        return model(x)[0]
     return model(x)
 
 
 def expected_shape(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, ...]:
     c = model.config
+    if isinstance(c, GANConfig):  # one score per image
+        return (x.shape[0],)
+    if isinstance(c, (VAEConfig, UNetConfig)):  # a reconstruction, a denoised image
+        return tuple(x.shape)
     if hasattr(c, "num_classes"):  # a classifier (of images, or of token sequences like BERT)
         return (x.shape[0], c.num_classes)
     return (*x.shape, c.vocab_size)
@@ -133,7 +154,7 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
         else:
             size = getattr(c, "input_size", None) or 28
             x = torch.empty(2, getattr(c, "in_channels", 1), size, size)
-            assert model(x).shape == (2, c.num_classes)
+            assert run(model, x).shape == expected_shape(model, x)
 
 
 def test_unknown_override_fails_at_once() -> None:

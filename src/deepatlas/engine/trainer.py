@@ -123,6 +123,9 @@ class Trainer:
         self.forward_model = torch.compile(self.model) if c.compile else self.model
         self.params = task.parameters(self.model)
         self.optimizers = {name: build_optimizer(ps, config.optim) for name, ps in self.params.items()}
+        for name, scale in task.lr_scales().items():
+            for group in self.optimizers[name].param_groups:
+                group["lr_scale"] = scale
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.ema = EMA(task.ema_target(self.model), c.ema_decay) if c.ema_decay else None
         self.num_batches = data.num_batches("train")

@@ -92,3 +92,26 @@ def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def save_image_grid(images: Any, path: str | Path, nrow: int | None = None, pad: int = 2) -> Path:
+    """Images (N, C, H, W) in [0, 1] tiled into one PNG, ``nrow`` per row (default: a square)."""
+    import math
+
+    x = np.asarray(images)
+    n, c, h, w = x.shape
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i].transpose(1, 2, 0)
+    from matplotlib import image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if c == 1:
+            image.imsave(tmp, grid[..., 0], cmap="gray", vmin=0, vmax=1, format="png")
+        else:
+            image.imsave(tmp, grid, format="png")
+    return path

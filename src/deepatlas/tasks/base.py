@@ -47,6 +47,10 @@ class Task(ABC):
         """Parameters of each optimizer, by name. One optimizer (``main``) by default."""
         return {"main": [p for p in model.parameters() if p.requires_grad]}
 
+    def lr_scales(self) -> dict[str, float]:
+        """Multipliers of the scheduled lr per optimizer (e.g. a GAN's two time-scales); 1 when absent."""
+        return {}
+
     def phases(self, step: int) -> Sequence[str]:
         """Optimizers stepped on the batch of optimizer step ``step``, in order."""
         return ("main",)
