@@ -185,15 +185,14 @@ def sample(
     from . import api
 
     _setup_logging(True, True)
-    if not (api.open_run(run, runs_dir).path / "tokenizer.json").is_file():
-        path = api.sample_images(
-            run, n, label=label, steps=steps, seed=seed, checkpoint=checkpoint or "last", runs_dir=runs_dir, device=device,
-        )
+    opened = api.open_run(run, runs_dir)
+    if not (opened.path / "tokenizer.json").is_file():
+        path = api.sample_images(opened, n, label=label, steps=steps, seed=seed, checkpoint=checkpoint or "last", device=device)
         typer.echo(str(path))
         return
     checkpoint = checkpoint or "best"
     stream = api.sample(
-        run, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        opened, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
         seed=seed, checkpoint=checkpoint, runs_dir=runs_dir, device=device,
     )
     sys.stdout.write(prompt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,6 @@ def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title
 
 def save_image_grid(images: Any, path: str | Path, nrow: int | None = None, pad: int = 2) -> Path:
     """Images (N, C, H, W) in [0, 1] tiled into one PNG, ``nrow`` per row (default: a square)."""
-    import math
-
     x = np.asarray(images)
     n, c, h, w = x.shape
     cols = nrow or math.ceil(math.sqrt(n))

@@ -59,6 +59,12 @@ def _gather(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> 
     return out.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, I) noise shaped like ``x``, drawn on the generator's device (so a CPU seed gives the same noise anywhere)."""
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
 class NoiseScheduler:
     """Forward process, posterior, and the DDPM and DDIM reverse steps.
 
@@ -75,6 +81,7 @@ class NoiseScheduler:
             self.betas = cosine_betas(c.num_steps)
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self._abar_from_minus_one = torch.cat([torch.ones(1), self.alphas_cumprod])  # abar_{-1} = 1 first
 
     @property
     def num_steps(self) -> int:
@@ -101,10 +108,7 @@ class NoiseScheduler:
 
     def _abar_prev(self, prev: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """abar at ``prev``, with abar_{-1} = 1 (nothing left to denoise)."""
-        if torch.is_tensor(prev):
-            padded = torch.cat([torch.ones(1), self.alphas_cumprod])
-            return _gather(padded, prev + 1, like)
-        return _gather(self.alphas_cumprod, prev, like) if prev >= 0 else torch.ones((), dtype=like.dtype, device=like.device)
+        return _gather(self._abar_from_minus_one, prev + 1, like)
 
     def posterior(
         self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int, prev: torch.Tensor | int | None = None
@@ -157,8 +161,7 @@ class NoiseScheduler:
         x0, _ = self.predict_x0_and_eps(model_output, t, x_t)
         mean, variance = self.posterior(self._clip(x0), x_t, t, prev)
         if t > 0:
-            z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=generator.device if generator else x_t.device)
-            mean = mean + variance**0.5 * z.to(x_t.device)
+            mean = mean + variance**0.5 * _noise_like(x_t, generator)
         return mean
 
     def ddim_step(
@@ -175,6 +178,5 @@ class NoiseScheduler:
         sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)) ** 0.5
         x_prev = abar_prev**0.5 * x0 + (1 - abar_prev - sigma**2) ** 0.5 * eps
         if eta > 0:
-            z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=generator.device if generator else x_t.device)
-            x_prev = x_prev + sigma * z.to(x_t.device)
+            x_prev = x_prev + sigma * _noise_like(x_t, generator)
         return x_prev
