@@ -277,17 +277,21 @@ def evaluate(
     *,
     runs_dir: str | Path | None = None,
     device: str | None = None,
+    samples: int = 2000,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's checkpoint on a split; writes ``eval-<split>.json`` and figures.
 
     ``checkpoint`` is ``best`` (falls back to ``last``) or ``last``. When the
-    run kept an EMA of its weights, the EMA weights are evaluated.
+    run kept an EMA of its weights, the EMA weights are evaluated. Generative
+    runs also draw ``samples`` images (diffusion: with ``steps`` sampling steps)
+    for the Frechet distance, IS analogue and class coverage (0: skip).
     """
     run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
     config = run.config
     data = load_dataset(config.data, state_dir=run.path)
     task = build_task(config, data.meta)
-    return _evaluate(run, config, data, task, split, checkpoint, resolve_device(device or config.train.device))
+    return _evaluate(run, config, data, task, split, checkpoint, resolve_device(device or config.train.device), samples, steps)
 
 
 def load_trained_model(run: Run, config: Config, task: Any, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Path, bool]:
@@ -310,7 +314,8 @@ def load_trained_model(run: Run, config: Config, task: Any, checkpoint: str = "b
 
 
 def _evaluate(
-    run: Run, config: Config, data: Any, task: Any, split: str, checkpoint: str, device: torch.device
+    run: Run, config: Config, data: Any, task: Any, split: str, checkpoint: str, device: torch.device,
+    samples: int = 0, steps: int | None = None,
 ) -> dict[str, Any]:
     model, ckpt, path, use_ema = load_trained_model(run, config, task, checkpoint)
     model.to(device).eval()
@@ -327,9 +332,16 @@ def _evaluate(
         "fingerprint": data.split(split).fingerprint(),
         "figures": _figures(run, split, evaluation.arrays, data.meta),
     }
+    if _generates_images(model, task):
+        result["figures"] += _generative_figures(run, model, task, data, split, device)
+        if samples > 0:
+            quality, figures = _sample_quality(run, model, task, data, split, samples, steps)
+            result["metrics"] = {**result["metrics"], **quality.pop("metrics", {})}
+            result["sample_quality"] = quality
+            result["figures"] += figures
     write_json(run.path / f"eval-{split}.json", {**result, "arrays": _jsonable(evaluation.arrays)})
     summary = run.summary
-    summary.setdefault("eval", {})[split] = evaluation.metrics
+    summary.setdefault("eval", {})[split] = result["metrics"]
     summary.setdefault("data", {}).setdefault("fingerprints", {})[split] = result["fingerprint"]
     run.write_summary(summary)
     return result
@@ -345,6 +357,14 @@ def _figures(run: Run, split: str, arrays: Mapping[str, Any], meta: Mapping[str,
     if "calibration" in arrays:
         figures.append(plot_reliability(arrays["calibration"], run.path / f"reliability-{split}.png", f"{split} calibration"))
     return [str(f) for f in figures]
+
+
+def _generative_figures(run: Run, model: nn.Module, task: Any, data: Any, split: str, device: torch.device) -> list[str]:
+    """The task's own pictures of a trained generative model (a VAE's reconstructions, latent grid, traversals)."""
+    if not hasattr(task, "figures"):
+        return []
+    batch = next(iter(data.eval_batches(split, device)))
+    return [str(p) for p in task.figures(model, batch, run.path, split)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -398,6 +418,45 @@ def sample(
             shown = text
 
 
+def _generates_images(model: nn.Module, task: Any) -> bool:
+    return hasattr(task, "sample") or hasattr(model, "sample")
+
+
+def _class_labels(model: nn.Module, n: int, label: int | None, run: Run) -> torch.Tensor | None:
+    """Labels for a conditional model: ``label`` for all, else the classes in turn; None if unconditional."""
+    conditional = getattr(model.config, "conditional", False)
+    if label is not None and not conditional:
+        raise ConfigError(f"--label: run {run.id} trained an unconditional model; sample without --label.")
+    classes = getattr(model.config, "num_classes", 1)
+    if label is not None and not 0 <= label < classes:
+        raise ConfigError(f"--label: {label} is not a class of run {run.id} (0..{classes - 1}).")
+    if not conditional:
+        return None
+    return torch.full((n,), label, dtype=torch.long) if label is not None else torch.arange(n) % classes
+
+
+def generate_images(
+    model: nn.Module, task: Any, y: torch.Tensor | None, n: int, *, steps: int | None = None, seed: int = 0,
+    batch_size: int = 500, progress: bool = False,
+) -> torch.Tensor:
+    """``n`` images in [0, 1] (CPU) from a VAE, GAN or diffusion model, ``batch_size`` at a time; deterministic in ``seed``."""
+    from .engine.progress import track
+
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    starts = range(0, n, batch_size)
+    for start in track(starts, "generating", total=len(starts), enabled=progress):
+        m = min(batch_size, n - start)
+        yy = None if y is None else y[start: start + m].to(device)
+        if hasattr(task, "sample"):  # the reverse process lives in the task (the model is a pure denoiser)
+            images = task.sample(model, m, yy, generator=generator, steps=steps)
+        else:
+            images = model.sample(m, yy, generator=generator)
+        chunks.append(images.float().cpu().clamp(0, 1))
+    return torch.cat(chunks)
+
+
 def sample_images(
     run_ref: str | Path | Run,
     n: int = 64,
@@ -416,29 +475,50 @@ def sample_images(
     config = run.config
     task = build_task(config, {})
     model, *_ = load_trained_model(run, config, task, checkpoint)
-    if not hasattr(task, "sample") and not hasattr(model, "sample"):
+    if not _generates_images(model, task):
         raise RunError(f"run {run.id}: its model ({config.model.name}) does not generate images.")
     if steps is not None and not hasattr(task, "sample"):
         raise ConfigError(f"--steps: only diffusion runs take sampling steps (run {run.id} is a {config.task.name} run).")
-    dev = resolve_device(device or config.train.device)
-    model.to(dev)
-    conditional = getattr(model.config, "conditional", False)
-    if label is not None and not conditional:
-        raise ConfigError(f"--label: run {run.id} trained an unconditional model; sample without --label.")
-    classes = getattr(model.config, "num_classes", 1)
-    if label is not None and not 0 <= label < classes:
-        raise ConfigError(f"--label: {label} is not a class of run {run.id} (0..{classes - 1}).")
-    y = None
-    if conditional:  # a fixed label, or each row of the grid one class
-        y = torch.full((n,), label, dtype=torch.long) if label is not None else torch.arange(n) % classes
-        y = y.to(dev)
-    generator = torch.Generator().manual_seed(seed)
-    if hasattr(task, "sample"):  # the reverse process lives in the task (the model is a pure denoiser)
-        images = task.sample(model, n, y, generator=generator, steps=steps)
-    else:
-        images = model.sample(n, y, generator=generator)
+    model.to(resolve_device(device or config.train.device))
+    y = _class_labels(model, n, label, run)
+    images = generate_images(model, task, y, n, steps=steps, seed=seed)
     name = f"samples-{checkpoint}-seed{seed}" + (f"-label{label}" if label is not None else "") + ".png"
-    return save_image_grid(images.float().cpu().clamp(0, 1), run.path / name, nrow=classes if conditional and label is None else None)
+    nrow = model.config.num_classes if y is not None and label is None else None
+    return save_image_grid(images, run.path / name, nrow=nrow)
+
+
+def _pixels(split: Any, n: int, seed: int) -> torch.Tensor:
+    """``n`` images of a split drawn without replacement (fixed by ``seed``), in [0, 1]."""
+    index = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    part = split.subset(index)
+    images = part.images if part.images is not None else torch.stack([part.decode(f) for f in part.files])
+    return images.float() / part.scale
+
+
+def _sample_quality(
+    run: Run, model: nn.Module, task: Any, data: Any, split: str, samples: int, steps: int | None
+) -> tuple[dict[str, Any], list[str]]:
+    """FD / IS / coverage of ``samples`` generated images against as many real ones of ``split``, with the
+    real-train-vs-``split`` distance as calibration; a PNG grid of the first generated images."""
+    from .metrics.generative import FEATURE_INPUT, load_feature_network, sample_quality
+    from .report.plots import save_image_grid
+
+    shape = (data.meta.get("in_channels"), data.meta.get("input_size"), data.meta.get("input_size"))
+    y = _class_labels(model, samples, None, run)
+    images = generate_images(model, task, y, samples, steps=steps, seed=0, progress=True)
+    nrow = model.config.num_classes if y is not None else None
+    figures = [str(save_image_grid(images[:100], run.path / f"samples-eval-{split}.png", nrow=nrow))]
+    if shape != FEATURE_INPUT:
+        log.info("sample-quality metrics skipped: the feature network takes %s images, this data has %s", FEATURE_INPUT, shape)
+        return {}, figures
+    net = load_feature_network()
+    real = _pixels(data.split(split), samples, seed=1)
+    reference = _pixels(data.split("train"), samples, seed=2) if split != "train" else None
+    quality = sample_quality(net, images, real, reference)
+    share = quality.pop("class_share")
+    names = data.meta.get("class_names") or [str(i) for i in range(len(share))]
+    metrics = {k: v for k, v in quality.items() if isinstance(v, (int, float))}
+    return {"metrics": metrics, "class_share": dict(zip(names, share, strict=True)), "feature_network": quality["feature_network"]}, figures
 
 
 # --------------------------------------------------------------------------- the run store

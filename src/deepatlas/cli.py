@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import DeepAtlasError
+from .errors import ConfigError, DeepAtlasError
 
 app = typer.Typer(
     name="deepatlas",
@@ -145,12 +145,15 @@ def eval_(
     device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
     runs_dir: Optional[Path] = RUNS_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    samples: int = typer.Option(2000, "--samples", min=0, help="Generative runs: images drawn for FD / IS / coverage (0: skip)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Diffusion runs: sampling steps (default: the recipe's)."),
 ) -> None:
-    """Evaluate a run on a split: accuracy, top-5, macro-F1, NLL, ECE, confusion matrix (PNG too)."""
+    """Evaluate a run on a split: accuracy, top-5, macro-F1, NLL, ECE, confusion matrix (PNG too);
+    for generative runs the task's metrics plus Frechet distance, IS analogue and class coverage."""
     from . import api
 
     _setup_logging(True, True)
-    result = api.evaluate(run, split, checkpoint, runs_dir=runs_dir, device=device)
+    result = api.evaluate(run, split, checkpoint, runs_dir=runs_dir, device=device, samples=samples, steps=steps)
     if as_json:
         out.print_json(json.dumps(result))
         return
@@ -161,6 +164,10 @@ def eval_(
     for key, value in result["metrics"].items():
         table.add_row(key, _fmt(value))
     out.print(table)
+    quality = result.get("sample_quality")
+    if quality and quality.get("class_share"):
+        shares = "  ".join(f"{name} {share:.2f}" for name, share in quality["class_share"].items())
+        out.print(f"class share of the samples ({quality['feature_network']}): {shares}")
     for figure in result["figures"]:
         out.print(f"figure: {figure}")
 
@@ -351,6 +358,36 @@ def bench_transformer(
             r["precision"], f"{r['ours_tokens_per_s']:,.0f}", f"{r['hf_tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x",
             f"{r['ours_mfu']:.1%}", f"{r['hf_mfu']:.1%}", f"{r['peak_gflops']:,.0f}", f"{r['spread']:.0%}",
         )
+    out.print(table)
+    out.print("ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge.")
+
+
+@bench_app.command("gnn")
+def bench_gnn(
+    dataset: list[str] = typer.Option(["cora", "citeseer"], "--dataset", help="Planetoid graphs (repeat the option)."),
+    model: list[str] = typer.Option(["gcn", "gat"], "--model", help="gcn and/or gat (repeat the option)."),
+    calls: int = typer.Option(20, help="Training epochs per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Full-batch training epoch time of our GCN and GAT vs PyTorch Geometric's on Planetoid graphs."""
+    import torch
+
+    from .bench.gnn import GNNBench, run
+
+    for m in model:
+        if m not in ("gcn", "gat"):
+            raise ConfigError(f"--model: {m!r} is not benchmarked (allowed: gcn, gat).")
+    rows = run(GNNBench(datasets=tuple(dataset), models=tuple(model), calls=calls, rounds=rounds), torch.device(device))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"full-batch training epoch (forward, loss, backward, Adam), {torch.get_num_threads()} threads")
+    for col in ("dataset", "model", "ours ms/epoch", "PyG ms/epoch", "PyG / ours", "spread"):
+        table.add_column(col, justify="left" if col in ("dataset", "model") else "right")
+    for r in rows:
+        table.add_row(r["dataset"], r["model"], f"{r['ours_ms']:.1f}", f"{r['pyg_ms']:.1f}", f"{r['ratio']:.2f}x", f"{r['spread']:.0%}")
     out.print(table)
     out.print("ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge.")
 

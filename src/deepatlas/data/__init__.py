@@ -8,10 +8,19 @@ OptionsDataclass())``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..registry import DATASETS
+from .graphs import (
+    GraphAtlasOptions,
+    GraphCsvOptions,
+    PlanetoidOptions,
+    load_graph_atlas,
+    load_graph_csv,
+    load_planetoid_data,
+)
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
 from .sources import load_digits, load_fashion_mnist, load_image_folder
@@ -55,6 +64,27 @@ DATASETS.register(
 DATASETS.register(
     "text-pairs", load_text_pairs, TextPairsOptions(), family="seq2seq",
     doc="your sequence pairs: data.path=file of source<TAB>target lines",
+)
+
+DATASETS.register(
+    "cora", partial(load_planetoid_data, "cora"), PlanetoidOptions(), family="graph",
+    doc="Cora citation graph, 2,708 papers, 7 classes, public split 140/500/1000 (node classification)",
+)
+DATASETS.register(
+    "citeseer", partial(load_planetoid_data, "citeseer"), PlanetoidOptions(), family="graph",
+    doc="CiteSeer citation graph, 3,327 papers, 6 classes, public split 120/500/1000 (node classification)",
+)
+DATASETS.register(
+    "pubmed", partial(load_planetoid_data, "pubmed"), PlanetoidOptions(), family="graph",
+    doc="PubMed citation graph, 19,717 papers, 3 classes, public split 60/500/1000 (node classification)",
+)
+DATASETS.register(
+    "graph-csv", load_graph_csv, GraphCsvOptions(), family="graph",
+    doc="your graph: data.path=edges.csv (source,target[,weight]), data.nodes_path=nodes.csv (id,label,features...)",
+)
+DATASETS.register(
+    "graph-atlas", load_graph_atlas, GraphAtlasOptions(), family="graph",
+    doc="994 connected graphs of 3-7 nodes (networkx atlas): has a triangle / is bipartite / has a 4-cycle",
 )
 
 

@@ -113,3 +113,23 @@ class ProgressBar(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def track(items: Any, description: str, total: int, enabled: bool = True, unit: str = "batches") -> Any:
+    """Iterate ``items`` with a progress bar (rate, ETA) on a terminal, or a log line every 10 s otherwise."""
+    if not enabled:
+        yield from items
+        return
+    if sys.stderr.isatty():
+        from rich.progress import track as rich_track
+
+        yield from rich_track(items, description=description, total=total, transient=True)
+        return
+    start = last = time.monotonic()
+    for i, item in enumerate(items):
+        yield item
+        now = time.monotonic()
+        if now - last >= 10.0 or i + 1 == total:
+            last = now
+            rate = (i + 1) / max(now - start, 1e-9)
+            log.info("%s %d/%d %s  %.2f/s  eta %s", description, i + 1, total, unit, rate, format_duration((total - i - 1) / rate))

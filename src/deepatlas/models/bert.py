@@ -1,6 +1,9 @@
 """BERT: a bidirectional Transformer encoder (Devlin et al. 2019).
 
-Embeddings = token + learned position + segment, then LayerNorm and dropout;
+Embeddings = token + learned position + segment, then LayerNorm and dropout
+(``positions="rotary"`` instead rotates queries and keys in every layer, Su et al. 2021:
+attention then sees relative offsets from the first step, which lets a small
+character-level model leave the unigram plateau of masked-LM training much sooner);
 N post-LN Transformer layers (the original Transformer's encoder with GELU);
 heads on top:
 - masked-language-model head: dense + GELU + LayerNorm, then a projection onto
@@ -16,12 +19,14 @@ tokens): 109,482,240 parameters in the encoder with its pooler (Hugging Face
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..nn.attention import padding_mask
+from ..nn.positional import Rotary
 from ..nn.transformer import TransformerBlock
 from ..registry import register_model
 from ..schema import option
@@ -42,6 +47,9 @@ class BertConfig:
     num_classes: int = option(2, "classes of the sequence classifier (from the data)", low=1)
     pad_id: int = option(0, "token id of [PAD]: padded positions are masked out (from the tokenizer; -1: none)", low=-1)
     fused_attention: bool = option(True, "use torch's fused attention kernels")
+    positions: Literal["learned", "rotary"] = option(
+        "learned", "learned absolute positions (the paper) or rotary embeddings in every attention layer (Su et al. 2021)"
+    )
 
     def validate(self, path: str) -> None:
         if self.hidden % self.n_head:
@@ -52,7 +60,7 @@ class BertEmbeddings(nn.Module):
     def __init__(self, c: BertConfig) -> None:
         super().__init__()
         self.word = nn.Embedding(c.vocab_size, c.hidden)
-        self.position = nn.Embedding(c.max_position, c.hidden)
+        self.position = nn.Embedding(c.max_position, c.hidden) if c.positions == "learned" else None
         self.token_type = nn.Embedding(c.type_vocab_size, c.hidden)
         self.norm = nn.LayerNorm(c.hidden, eps=c.eps)
         self.dropout = nn.Dropout(c.dropout)
@@ -61,7 +69,9 @@ class BertEmbeddings(nn.Module):
         t = ids.shape[1]
         if token_type is None:
             token_type = torch.zeros_like(ids)
-        x = self.word(ids) + self.position(torch.arange(t, device=ids.device)) + self.token_type(token_type)
+        x = self.word(ids) + self.token_type(token_type)
+        if self.position is not None:
+            x = x + self.position(torch.arange(t, device=ids.device))
         return self.dropout(self.norm(x))  # (B, T, H)
 
 
@@ -79,6 +89,7 @@ class Bert(nn.Module):
             )
             for _ in range(c.n_layer)
         )
+        self.rotary = Rotary(c.hidden // c.n_head, c.max_position) if c.positions == "rotary" else None
         self.pooler = nn.Linear(c.hidden, c.hidden)
         self.mlm_transform = nn.Sequential(nn.Linear(c.hidden, c.hidden), nn.GELU(), nn.LayerNorm(c.hidden, eps=c.eps))
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
@@ -101,7 +112,7 @@ class Bert(nn.Module):
         mask = padding_mask(~keep)  # always a mask: no host sync to check for padding
         x = self.embed(ids, token_type)
         for layer in self.layers:
-            x = layer(x, mask=mask)
+            x = layer(x, mask=mask, rotary=self.rotary)
         return x
 
     def pooled(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -265,8 +265,52 @@ class GoogLeNet(ImageClassifier):
         return self.dropout(self.pool(self.inception(self.stem(x))).flatten(1))  # (B, 1024)
 
 
+# --------------------------------------------------------------------------- the metric feature network
+
+
+@dataclass(frozen=True)
+class FeatureNetConfig:
+    in_channels: int = option(1, "image channels", low=1)
+    num_classes: int = option(10, "output classes", low=1)
+    input_size: int = option(28, "image side in pixels", low=4)
+    widths: tuple[int, ...] = option((32, 64, 128), "channels of the three stages")
+
+
+class FeatureNet(ImageClassifier):
+    """The fixed feature network of the sample-quality metrics (``metrics/generative.py``).
+
+    A VGG-style network for small grey images in [0, 1] (no input normalisation, so that
+    generated images go in as they are): two 3x3 conv-BN-ReLU layers at full resolution,
+    2x2 max pool, two at half resolution, max pool, one at quarter resolution, global
+    average pool. The 128 pooled channels are the features (the Frechet distance's
+    space); the head's softmax gives the Inception-Score analogue and class coverage.
+    """
+
+    def __init__(self, config: FeatureNetConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        a, b, w = c.widths
+
+        def conv(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *conv(c.in_channels, a), *conv(a, a), nn.MaxPool2d(2),
+            *conv(a, b), *conv(b, b), nn.MaxPool2d(2),
+            *conv(b, w), nn.AdaptiveAvgPool2d(1),
+        )
+        self.head = nn.Linear(w, c.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)  # (B, widths[-1])
+
+
 # --------------------------------------------------------------------------- presets
 
+register_model(
+    "featurenet", FeatureNet, FeatureNetConfig(), family="cnn",
+    doc="the fixed feature network of the generative metrics (Frechet distance, IS, coverage)",
+)
 register_model("lenet5", LeNet5, LeNet5Config(), family="cnn", doc="LeNet-5 (LeCun et al. 1998)")
 register_model("alexnet", AlexNet, AlexNetConfig(), family="cnn", doc="AlexNet (Krizhevsky et al. 2012), grouped as in the paper")
 _VGG_STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}

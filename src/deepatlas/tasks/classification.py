@@ -30,16 +30,20 @@ class ClassificationConfig:
 class Classification(Task):
     monitor = ("accuracy", "max")
 
-    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+    def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K) logits and (B,) labels of a batch; graph tasks override this and nothing else."""
         x, y = batch
-        logits = model(x)  # (B, K)
+        return model(x), y
+
+    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        logits, y = self.logits_and_targets(model, batch)  # (B, K), (B,)
         loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
         accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
         return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})
 
     def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-        x, y = batch
-        return classification_stats(model(x), y, topk=self.config.topk, bins=self.config.ece_bins)
+        logits, y = self.logits_and_targets(model, batch)
+        return classification_stats(logits, y, topk=self.config.topk, bins=self.config.ece_bins)
 
     def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return classification_metrics(totals, topk=self.config.topk)

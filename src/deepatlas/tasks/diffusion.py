@@ -93,10 +93,12 @@ class DiffusionTask(Task):
         times = s.timesteps(steps or (c.sample_steps if ddim else s.num_steps))
         for i, t in enumerate(times):
             tt = torch.full((n,), t, device=device, dtype=torch.long)
-            out = model(x, tt, y)
-            if y is not None and c.guidance != 1.0:
-                uncond = model(x, tt, torch.full_like(y, model.config.num_classes))
-                out = uncond + c.guidance * (out - uncond)
+            if y is not None and c.guidance != 1.0:  # conditional and unconditional in one batch
+                null = torch.full_like(y, model.config.num_classes)
+                cond, uncond = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null])).chunk(2)
+                out = uncond + c.guidance * (cond - uncond)
+            else:
+                out = model(x, tt, y)
             prev = times[i + 1] if i + 1 < len(times) else -1
             if ddim:
                 x = s.ddim_step(out, t, x, prev=prev, eta=c.eta, generator=generator)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -131,6 +132,41 @@ class VAETask(Task):
         if "iwae" in totals:
             out["iwae"] = float(totals["iwae"]) / n
         return out
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str) -> list[Path]:
+        """Reconstructions, a latent grid over the two most active dimensions (the whole latent space
+        when it is 2-D, as in Kingma & Welling's Figure 4) and latent traversals, as PNG grids."""
+        from ..report.plots import save_image_grid
+
+        x, y = batch[0][:32], self._labels(model, batch)
+        y = None if y is None else y[:32]
+        mean = (lambda out: torch.sigmoid(out)) if model.config.likelihood == "bernoulli" else (lambda out: out)
+        mu, _ = model.encode(x, y)
+        rec = mean(model.decode(mu, y))
+        pairs = torch.stack([x, rec], dim=1).flatten(0, 1)  # original, reconstruction, ...
+        paths = [save_image_grid(pairs.clamp(0, 1).float().cpu(), folder / f"vae-reconstructions-{split}.png", nrow=16)]
+        dims = torch.argsort(mu.var(0), descending=True)  # most active latent dimensions first
+        y0 = None if y is None else y[:1]
+        # latent grid: Gaussian quantiles of the two most active dimensions, the others at 0
+        side = 15
+        q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, side, device=x.device))
+        z = torch.zeros(side * side, model.config.latent_dim, device=x.device)
+        if model.config.latent_dim >= 2:
+            z[:, dims[0]] = q.repeat_interleave(side)
+            z[:, dims[1]] = q.repeat(side)
+            grid = mean(model.decode(z, None if y0 is None else y0.expand(len(z))))
+            paths.append(save_image_grid(grid.clamp(0, 1).float().cpu(), folder / f"vae-latent-grid-{split}.png", nrow=side))
+        # traversals: one row per active dimension, z_j from -3 to 3 with the others at 0
+        rows = dims[: min(10, model.config.latent_dim)]
+        steps = torch.linspace(-3, 3, 11, device=x.device)
+        z = torch.zeros(len(rows), len(steps), model.config.latent_dim, device=x.device)
+        for r, j in enumerate(rows.tolist()):
+            z[r, :, j] = steps
+        z = z.flatten(0, 1)
+        trav = mean(model.decode(z, None if y0 is None else y0.expand(len(z))))
+        paths.append(save_image_grid(trav.clamp(0, 1).float().cpu(), folder / f"vae-traversals-{split}.png", nrow=len(steps)))
+        return paths
 
 
 TASKS.register("vae", VAETask, VAETaskConfig(), family="vae", doc="VAE: ELBO (beta, KL annealing, free bits), IWAE test bound")
