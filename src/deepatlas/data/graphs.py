@@ -65,6 +65,7 @@ from ..io import derive_seed
 from ..schema import option
 from .download import cache_dir, check_sha256, data_roots, download, find_file, read_maybe_gzip
 from .images import stratified_split
+from .links import LinkData, LinkOptions
 
 log = logging.getLogger(__name__)
 
@@ -624,14 +625,14 @@ def kfold_indices(labels: np.ndarray | torch.Tensor, k: int, fold: int, seed: in
 
 
 @dataclass(frozen=True)
-class PlanetoidOptions:
+class PlanetoidOptions(LinkOptions):
     """Options of the Planetoid citation graphs (the public split is fixed)."""
 
     normalize_features: bool = option(True, "divide each node's features by their sum (Kipf & Welling)")
 
 
 @dataclass(frozen=True)
-class GraphCsvOptions:
+class GraphCsvOptions(LinkOptions):
     """Options of your graph as CSV files."""
 
     path: Optional[str] = option(None, "edges CSV with columns source, target and optionally weight")
@@ -821,9 +822,12 @@ def _row_normalized(graph: Graph) -> Graph:
     return Graph(x, graph.edge_index, graph.y, graph.edge_weight, graph.masks)
 
 
-def load_planetoid_data(name: str, config: Any, state_dir: Path | None = None) -> NodeGraphData:
-    """A Planetoid graph as a bundle; ``data.val_fraction`` and ``data.split_seed`` do not apply (public split)."""
+def load_planetoid_data(name: str, config: Any, state_dir: Path | None = None) -> NodeGraphData | LinkData:
+    """A Planetoid graph as a bundle; ``data.val_fraction`` and ``data.split_seed`` do not apply (public split),
+    except to the edge split of link prediction (``data.links=true``)."""
     graph = load_planetoid(name, config.root, normalize_features=config.options.normalize_features)
+    if config.options.links:
+        return LinkData(name, graph, config)
     num_classes = int(graph.y.max()) + 1  # type: ignore[union-attr]
     return NodeGraphData(name, graph, [str(i) for i in range(num_classes)], config)
 
@@ -838,6 +842,8 @@ def load_graph_csv(config: Any, state_dir: Path | None = None) -> NodeGraphData:
     )
     if opts.normalize_features:
         graph = _row_normalized(graph)
+    if opts.links:
+        return LinkData(f"graph-csv:{opts.path}", graph, config)  # type: ignore[return-value]
     return NodeGraphData(f"graph-csv:{opts.path}", graph, class_names, config)
 
 
