@@ -447,3 +447,40 @@ def test_graph_atlas_bundle_batches(atlas: list[Graph]) -> None:
         graph_config("graph-atlas", "data.fold=10")
     bipartite = load_dataset(graph_config("graph-atlas", "data.label=bipartite"))
     assert bipartite.meta["class_counts"] == [924, 70]
+
+
+def test_neighbor_sampler_keeps_at_most_s_incoming_edges_per_node() -> None:
+    from deepatlas.data.graphs import Graph
+    from deepatlas.data.sampling import NeighborSampler
+
+    torch.manual_seed(0)
+    n = 40
+    edge_index = torch.randint(0, n, (2, 400))
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    graph = Graph(torch.arange(n, dtype=torch.float32)[:, None], edge_index, torch.arange(n))
+    sampler = NeighborSampler(graph, (3, 2))
+    targets = torch.tensor([5, 7, 11])
+    sub, mask = sampler.sample(targets, torch.Generator().manual_seed(1))
+    original = sub.x[:, 0].long()  # node ids survive relabelling through the features
+    assert original[:3].tolist() == [5, 7, 11] and mask.tolist()[:4] == [True, True, True, False]
+    edges = set(map(tuple, edge_index.t().tolist()))
+    sampled = [(int(original[s]), int(original[t])) for s, t in sub.edge_index.t().tolist()]
+    assert all(e in edges for e in sampled)  # only real edges
+    incoming = torch.bincount(edge_index[1], minlength=n)
+    for t in (5, 7, 11):
+        assert sum(1 for _, v in sampled if v == t) >= min(3, int(incoming[t]))  # first hop: S_1 (or all)
+    first_hop = {s for s, v in sampled if v in (5, 7, 11)}
+    for u in first_hop - {5, 7, 11}:
+        assert sum(1 for _, v in sampled if v == u) <= 2 + 3  # second hop: S_2 (plus first-hop edges into u)
+    again, _ = sampler.sample(targets, torch.Generator().manual_seed(1))
+    assert torch.equal(again.edge_index, sub.edge_index)  # seeded
+
+
+@pytest.mark.usefixtures("planetoid_dir")
+def test_graphsage_trains_on_cora_with_neighbour_sampling(tmp_path: Path) -> None:
+    import deepatlas
+
+    run = deepatlas.train(
+        "graphsage-cora", ["train.epochs=5"], progress=False, runs_dir=tmp_path / "runs",
+    )
+    assert run.status == "completed" and run.summary["eval"]["test"]["accuracy"] >= 0.70

@@ -66,6 +66,7 @@ from ..schema import option
 from .download import cache_dir, check_sha256, data_roots, download, find_file, read_maybe_gzip
 from .images import stratified_split
 from .links import LinkData, LinkOptions
+from .sampling import NeighborSampler, SamplingOptions
 
 log = logging.getLogger(__name__)
 
@@ -625,14 +626,14 @@ def kfold_indices(labels: np.ndarray | torch.Tensor, k: int, fold: int, seed: in
 
 
 @dataclass(frozen=True)
-class PlanetoidOptions(LinkOptions):
+class PlanetoidOptions(LinkOptions, SamplingOptions):
     """Options of the Planetoid citation graphs (the public split is fixed)."""
 
     normalize_features: bool = option(True, "divide each node's features by their sum (Kipf & Welling)")
 
 
 @dataclass(frozen=True)
-class GraphCsvOptions(LinkOptions):
+class GraphCsvOptions(LinkOptions, SamplingOptions):
     """Options of your graph as CSV files."""
 
     path: Optional[str] = option(None, "edges CSV with columns source, target and optionally weight")
@@ -691,6 +692,8 @@ class NodeGraphData:
             raise DataError(f"{name}: the training split is empty.")
         self._fingerprint: str | None = None
         self._device_cache: dict[str, Graph] = {}
+        sizes = getattr(config.options, "neighbors", None)
+        self.sampler = NeighborSampler(graph, tuple(sizes)) if sizes else None
         self.meta = {
             "num_classes": len(class_names),
             "in_channels": int(graph.x.shape[1]),
@@ -715,7 +718,10 @@ class NodeGraphData:
         return {n: self.split(n).fingerprint() for n in names}
 
     def num_batches(self, split: str = "train") -> int:
-        return 1 if len(self.split(split)) else 0
+        n = len(self.split(split))
+        if split == "train" and self.sampler is not None:
+            return -(-n // self.config.batch_size)
+        return 1 if n else 0
 
     def _on_device(self, device: torch.device) -> Graph:
         key = str(device)
@@ -726,9 +732,19 @@ class NodeGraphData:
     def train_batches(
         self, epoch: int, seed: int, device: torch.device, start: int = 0
     ) -> Iterator[tuple[Graph, torch.Tensor]]:
-        """One batch per epoch: ``(graph, train_mask)`` (nothing when resuming after it)."""
-        if start == 0:
-            yield self._on_device(device), self.splits["train"].mask.to(device)
+        """One batch per epoch: ``(graph, train_mask)`` (nothing when resuming after it); with
+        ``neighbors``, mini-batches ``(sampled subgraph, mask of its target nodes)`` of ``batch_size`` targets."""
+        if self.sampler is None:
+            if start == 0:
+                yield self._on_device(device), self.splits["train"].mask.to(device)
+            return
+        nodes = self.splits["train"].mask.nonzero().flatten()
+        order = nodes[torch.randperm(len(nodes), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))]
+        for i, targets in enumerate(order.split(self.config.batch_size)):
+            if i < start:
+                continue
+            sub, mask = self.sampler.sample(targets, torch.Generator().manual_seed(derive_seed(seed, "sample", epoch, i)))
+            yield sub.to(device), mask.to(device)
 
     def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[Graph, torch.Tensor]]:
         data = self.split(split)
