@@ -289,6 +289,34 @@ def runs_show(
     out.print(table)
 
 
+@runs_app.command("summary")
+def runs_summary(
+    ctx: typer.Context,
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Only runs of this recipe."),
+    split: str = typer.Option("test", "--split", help="Which evaluation to aggregate."),
+    as_json: bool = typer.Option(False, "--json", help="Print the groups as JSON."),
+) -> None:
+    """Mean +- std of the completed runs' metrics per recipe, model and dataset (several seeds or folds)."""
+    from . import api
+    from .tracking.compare import aggregate
+
+    runs_dir = (ctx.obj or {}).get("runs_dir")
+    groups = aggregate(api.list_runs(runs_dir, recipe=recipe), split)
+    if as_json:
+        out.print_json(json.dumps(groups))
+        return
+    if not groups:
+        out.print("no completed runs to summarise")
+        return
+    table = Table()
+    for col in ("recipe", "model", "dataset", "runs", f"{split} metrics (mean +- std)", "mean time"):
+        table.add_column(col, justify="right" if col in ("runs", "mean time") else "left")
+    for g in groups:
+        shown = "  ".join(f"{k} {m['mean']:.4f} +- {m['std']:.4f}" for k, m in g["metrics"].items())
+        table.add_row(g["recipe"], g["model"], g["dataset"], str(g["runs"]), shown, _duration(g["mean_wall_s"]))
+    out.print(table)
+
+
 @runs_app.command("compare")
 def runs_compare(
     runs: list[str] = typer.Argument(..., help="Two or more run ids, prefixes or folders."),

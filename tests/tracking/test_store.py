@@ -72,3 +72,17 @@ def test_list_filter_and_compare_warns_on_different_data() -> None:
     assert "best val/accuracy" in same["metrics"]
     different = deepatlas.compare_runs([a.id, c.id])
     assert any("different train data" in w for w in different["warnings"])
+
+
+def test_aggregate_reports_mean_and_sample_std_per_group() -> None:
+    from deepatlas.tracking.compare import aggregate
+
+    def row(recipe: str, acc: float, status: str = "completed") -> dict:
+        return {"recipe": recipe, "model": "gcn", "dataset": "cora", "status": status,
+                "summary": {"eval": {"test": {"accuracy": acc}}, "time": {"wall_s": 2.0}}}
+
+    groups = aggregate([row("a", 0.80), row("a", 0.82), row("a", 0.84), row("a", 0.10, "failed"), row("b", 0.5)])
+    a = next(g for g in groups if g["recipe"] == "a")
+    assert a["runs"] == 3 and abs(a["metrics"]["accuracy"]["mean"] - 0.82) < 1e-12
+    assert abs(a["metrics"]["accuracy"]["std"] - 0.02) < 1e-12 and a["mean_wall_s"] == 2.0
+    assert next(g for g in groups if g["recipe"] == "b")["metrics"]["accuracy"]["std"] == 0.0

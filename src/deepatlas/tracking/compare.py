@@ -54,3 +54,29 @@ def compare(runs: Sequence[Run]) -> dict[str, Any]:
             groups = ", ".join(f"{run.id}: {p[:12] if p else '?'}" for run, p in zip(runs, prints, strict=True))
             warnings.append(f"the runs saw different {split} data (fingerprints {groups})")
     return {"runs": [run.id for run in runs], "config": differing, "metrics": metrics, "warnings": warnings}
+
+
+def aggregate(rows: Sequence[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
+    """Mean and sample standard deviation of each ``split`` metric over completed runs, one group per
+    (recipe, model, dataset): how a result over several seeds or folds is reported."""
+    import json
+    import statistics
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") != "completed":
+            continue
+        summary = row["summary"] if isinstance(row.get("summary"), dict) else json.loads(row.get("summary") or "{}")
+        groups.setdefault((row.get("recipe") or "", row.get("model") or "", row.get("dataset") or ""), []).append(summary)
+    out = []
+    for (recipe, model, dataset), summaries in groups.items():
+        evals = [s.get("eval", {}).get(split, {}) for s in summaries]
+        keys = sorted({k for e in evals for k, v in e.items() if isinstance(v, (int, float))})
+        metrics = {}
+        for key in keys:
+            values = [float(e[key]) for e in evals if isinstance(e.get(key), (int, float))]
+            metrics[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+        wall = [float((s.get("time") or {}).get("wall_s") or 0.0) for s in summaries]
+        out.append({"recipe": recipe, "model": model, "dataset": dataset, "runs": len(summaries), "metrics": metrics,
+                    "mean_wall_s": statistics.fmean(wall) if wall else 0.0})
+    return out
