@@ -63,6 +63,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..io import derive_seed
 from ..schema import option
+from .bundle import SplitBundle
 from .download import cache_dir, check_sha256, data_roots, download, find_file, read_maybe_gzip
 from .images import stratified_split
 from .links import LinkData, LinkOptions
@@ -679,7 +680,7 @@ class NodeSplit:
         return self._fingerprint
 
 
-class NodeGraphData:
+class NodeGraphData(SplitBundle):
     """Full-batch node classification: each batch is ``(graph, mask)`` with the whole graph on the device."""
 
     def __init__(self, name: str, graph: Graph, class_names: list[str], config: Any) -> None:
@@ -708,14 +709,6 @@ class NodeGraphData:
         if self._fingerprint is None:
             self._fingerprint = self.graph.fingerprint()
         return self._fingerprint
-
-    def split(self, name: str) -> NodeSplit:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def num_batches(self, split: str = "train") -> int:
         n = len(self.split(split))
@@ -773,7 +766,7 @@ class GraphListSplit:
         return self._fingerprint
 
 
-class GraphLevelData:
+class GraphLevelData(SplitBundle):
     """Graph classification: batches ``(batched_graph, y)`` of ``data.batch_size`` graphs.
 
     Training batches follow a permutation seeded by ``(seed, epoch)`` and drop
@@ -798,14 +791,6 @@ class GraphLevelData:
             **extra,
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
-
-    def split(self, name: str) -> GraphListSplit:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def num_batches(self, split: str = "train") -> int:
         """Batches per epoch (training drops the last incomplete batch)."""

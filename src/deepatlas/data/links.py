@@ -19,6 +19,7 @@ import torch
 
 from ..errors import DataError
 from ..schema import option
+from .bundle import SplitBundle
 
 if TYPE_CHECKING:
     from .graphs import Graph
@@ -75,7 +76,7 @@ class LinkSplit:
         return self._fingerprint
 
 
-class LinkData:
+class LinkData(SplitBundle):
     """Full-batch link prediction on one graph; the engine's data-bundle protocol."""
 
     def __init__(self, name: str, graph: Graph, config: Any) -> None:
@@ -109,14 +110,6 @@ class LinkData:
             "num_classes": opts.embedding_dim, "in_channels": int(graph.x.shape[1]), "num_nodes": n,
             "num_edges": int(message.shape[1]), "level": "link", "sizes": {k: len(v) for k, v in self.splits.items()},
         }
-
-    def split(self, name: str) -> LinkSplit:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def num_batches(self, split: str = "train") -> int:
         return 1 if len(self.split(split)) else 0

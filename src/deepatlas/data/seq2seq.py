@@ -25,6 +25,7 @@ import torch
 from ..errors import DataError
 from ..io import derive_seed
 from ..schema import option
+from .bundle import SplitBundle
 from .text import CharTokenizer, _with_saved_tokenizer, save_tokenizer, tiny_shakespeare_text
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
@@ -63,7 +64,7 @@ class Pairs:
         return self._fingerprint
 
 
-class PairData:
+class PairData(SplitBundle):
     """Batches ``(src (B, max_len), tgt (B, max_len + 2))`` of token ids."""
 
     def __init__(self, name: str, pairs: list[tuple[str, str]], config: Any, tokenizer: Any = None) -> None:
@@ -99,14 +100,6 @@ class PairData:
             "sizes": {k: len(v) for k, v in self.splits.items()},
             "_decode": self.decode,  # for showing decoded examples
         }
-
-    def split(self, name: str) -> Pairs:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def save(self, folder: Path) -> None:
         save_tokenizer(self.tokenizer, folder)

@@ -30,6 +30,7 @@ import torch
 from ..errors import DataError
 from ..io import derive_seed, write_text
 from ..schema import option
+from .bundle import SplitBundle
 from .download import cache_dir, check_sha256, data_roots, download, find_file
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ class TokenSplit:
         return self._fingerprint
 
 
-class TextData:
+class TextData(SplitBundle):
     """Language-modelling windows over a tokenised corpus."""
 
     def __init__(self, name: str, text: str, config: Any, tokenizer: CharTokenizer | BPETokenizer | None = None) -> None:
@@ -253,14 +254,6 @@ class TextData:
             "pad_id": tokenizer.token_id("[PAD]") if "[PAD]" in opts.specials else -1,
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
-
-    def split(self, name: str) -> TokenSplit:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def save(self, folder: Path) -> None:
         """Keep the tokenizer with the run (``sample`` and evaluation read it back)."""

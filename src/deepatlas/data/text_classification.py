@@ -26,6 +26,7 @@ import torch
 from ..errors import DataError
 from ..io import derive_seed
 from ..schema import option
+from .bundle import SplitBundle
 from .images import stratified_split
 from .text import CharTokenizer, _with_saved_tokenizer, save_tokenizer, tiny_shakespeare_text
 
@@ -68,7 +69,7 @@ class LabelledTokens:
         return self._fingerprint
 
 
-class TextClassificationData:
+class TextClassificationData(SplitBundle):
     """Padded token sequences with class labels; batches are ``(ids, labels)``."""
 
     def __init__(self, name: str, texts: list[str], labels: list[str], config: Any, tokenizer: Any = None) -> None:
@@ -103,14 +104,6 @@ class TextClassificationData:
             "tokenizer": self.tokenizer.kind,
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
-
-    def split(self, name: str) -> LabelledTokens:
-        if name not in self.splits:
-            raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
-        return self.splits[name]
-
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
 
     def save(self, folder: Path) -> None:
         save_tokenizer(self.tokenizer, folder)
