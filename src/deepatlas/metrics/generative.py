@@ -73,7 +73,7 @@ def class_coverage(predicted: torch.Tensor | np.ndarray, num_classes: int, min_f
 # not comparable.
 FEATURE_NETWORK = "featurenet-fashion-mnist-v1"
 FEATURE_WEIGHTS = Path(__file__).with_name(f"{FEATURE_NETWORK}.safetensors")
-FEATURE_SHA256 = "PENDING"
+FEATURE_SHA256 = "4a8f74392ead57f2bda3553e7d5d49e972997e2b0e13256426e777acfab6217c"
 FEATURE_INPUT = (1, 28, 28)
 
 
