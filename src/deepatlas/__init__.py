@@ -7,6 +7,7 @@ The public API (imported lazily, so ``import deepatlas`` is cheap)::
     deepatlas.evaluate(run, split="test")              # metrics + confusion matrix
     model = deepatlas.create_model("resnet50")         # any registered model
     data = deepatlas.load_dataset("fashion-mnist")
+    deepatlas.tune("quickstart", trials=20)            # the recipe's `search:` space, an Optuna study
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _EXPORTS = {
     "open_run": "api",
     "list_runs": "api",
     "compare_runs": "api",
+    "tune": "tune",
+    "list_studies": "tune",
+    "study_report": "tune",
     "create_model": "registry",
     "register_model": "registry",
     "load_dataset": "data",

@@ -500,6 +500,11 @@ def config(
         out.print(table)
 
 
+from .cli_tune import register as _register_tune  # noqa: E402 - `tune` and `studies` live in cli_tune.py
+
+_register_tune(app)
+
+
 def main() -> None:
     """Entry point of the ``deepatlas`` console script."""
     try:

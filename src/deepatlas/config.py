@@ -1,7 +1,9 @@
 """Recipes: the typed configuration of a run, YAML loading and dotted overrides.
 
 A recipe is a YAML file with the sections ``data``, ``model``, ``task``,
-``optim``, ``schedule`` and ``train`` (see ``deepatlas config show RECIPE``
+``optim``, ``schedule`` and ``train``, and optionally ``search`` (the
+hyperparameter search of ``deepatlas tune``, parsed by
+:mod:`deepatlas.tune.space`; training ignores it) (see ``deepatlas config show RECIPE``
 for every key with its type, default and doc). ``data``, ``model`` and
 ``task`` are *named* sections: their ``name`` picks a registered dataset,
 model or task, whose own options are validated next to the common keys.
@@ -180,7 +182,7 @@ class TrainConfig:
 # --------------------------------------------------------------------------- the config
 
 _SECTIONS = ("data", "model", "task", "optim", "schedule", "train")
-_TOP_LEVEL = (*_SECTIONS, "recipe", "description", "reference", "extends")
+_TOP_LEVEL = (*_SECTIONS, "recipe", "description", "reference", "extends", "search")
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class Config:
     recipe: str = ""
     description: str = ""
     reference: Optional[dict[str, Any]] = None
+    search: Optional[dict[str, Any]] = None  # hyperparameter search (deepatlas.tune.space); training ignores it
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Config:
@@ -222,6 +225,7 @@ class Config:
             recipe=schema.coerce(raw.get("recipe", ""), str, "recipe"),
             description=" ".join(schema.coerce(raw.get("description", ""), str, "description").split()),
             reference=schema.coerce(raw.get("reference"), Optional[dict[str, Any]], "reference"),
+            search=schema.coerce(raw.get("search"), Optional[dict[str, Any]], "search"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +240,8 @@ class Config:
             flat = schema.to_dict(section)
             options = flat.pop("options", None)
             out[key] = {**flat, **(options or {})}
+        if self.search:
+            out["search"] = copy.deepcopy(self.search)
         return out
 
     def override(self, overrides: Iterable[str] | Mapping[str, Any]) -> Config:

@@ -1,0 +1,183 @@
+"""The ``deepatlas tune`` and ``deepatlas studies`` commands (registered on the main app by ``cli.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+STORAGE = typer.Option(
+    None, "--storage", envvar="DEEPATLAS_STUDY_STORAGE",
+    help="Optuna storage URL, e.g. postgresql://user@host/db (default: sqlite:///<runs-dir>/studies.db).",
+)
+RUNS_DIR = typer.Option(None, "--runs-dir", envvar="DEEPATLAS_RUNS_DIR", help="Run store folder (default: ./runs).")
+
+studies_app = typer.Typer(help="List studies; show one (best trials, importances, plots).", invoke_without_command=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tune`` and ``studies`` to the ``deepatlas`` app."""
+    app.command("tune")(tune_cmd)
+    app.add_typer(studies_app, name="studies")
+
+
+def _values(values: Any) -> str:
+    from .cli import _fmt
+
+    return ", ".join(_fmt(v) for v in values) if values else "-"
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _trials_table(trials: list[dict[str, Any]], objectives: list[dict[str, str]], title: str) -> Table:
+    names = ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in objectives)
+    table = Table(title=title)
+    for col in ("trial", "state", names, "params", "run"):
+        table.add_column(col, justify="right" if col in ("trial", names) else "left")
+    colours = {"complete": "green", "pruned": "yellow", "fail": "red"}
+    for t in trials:
+        colour = colours.get(t["state"], "white")
+        note = _params(t["params"]) + (f"  [red]{t['error'][:80]}[/red]" if t.get("error") else "")
+        table.add_row(str(t["number"]), f"[{colour}]{t['state']}[/{colour}]", _values(t["values"]), note, t["run_id"] or "-")
+    return table
+
+
+def tune_cmd(
+    recipe: str = typer.Argument(..., help="Recipe with a `search:` section (name, YAML path or run folder)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides for every trial: train.epochs=5"),
+    trials: int = typer.Option(..., "--trials", "-n", min=1, help="Trials to run now (added to a resumed study)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, grid, cmaes or nsga2."),
+    pruner: str = typer.Option("none", "--pruner", help="none, median, asha or hyperband (steps are epochs)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Start no new trial after this many seconds."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's); an existing one resumes."),
+    storage: Optional[str] = STORAGE,
+    runs_dir: Optional[Path] = RUNS_DIR,
+    seed: int = typer.Option(0, "--seed", help="Sampler seed (give each worker of a shared study its own)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final table."),
+    as_json: bool = typer.Option(False, "--json", help="Print the study summary as JSON."),
+) -> None:
+    """Search a recipe's `search:` space with Optuna; every trial is a normal run in the run store."""
+    import optuna
+
+    from .cli import _setup_logging, out
+    from .tune import tune
+
+    _setup_logging(quiet or as_json, True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # deepatlas logs one line per trial itself
+    result = tune(
+        recipe, list(overrides or []), trials=trials, sampler=sampler, pruner=pruner, timeout=timeout,
+        study_name=study, storage=storage, runs_dir=runs_dir, seed=seed, progress=False,
+    )
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        out.print(_trials_table(result.trials, result.objectives, f"study {result.name} ({result.storage})"))
+        _print_best(result.best, result.objectives)
+        out.print(f"show it with: deepatlas studies show {result.name}" + (f" --storage {storage}" if storage else ""))
+    if result.interrupted:
+        raise typer.Exit(130)
+    if not any(t["state"] in ("complete", "pruned") for t in result.trials):
+        raise typer.Exit(1)
+
+
+def _print_best(best: list[dict[str, Any]], objectives: list[dict[str, str]]) -> None:
+    from .cli import out
+
+    if not best:
+        out.print("no completed trial yet")
+        return
+    label = "best trial" if len(objectives) == 1 else f"Pareto front ({len(best)} trials)"
+    out.print(f"[bold]{label}[/bold]:")
+    for t in best:
+        shown = "  ".join(f"{o['name']} {_values([v])}" for o, v in zip(objectives, t["values"], strict=True))
+        out.print(f"  #{t['number']}  {shown}  {_params(t['params'])}  run {t['run_id']}")
+
+
+@studies_app.callback()
+def studies_list(
+    ctx: typer.Context,
+    storage: Optional[str] = STORAGE,
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """List the studies in the storage (`deepatlas studies show NAME` for one)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"storage": storage, "runs_dir": runs_dir}
+        return
+    from .cli import out
+    from .tune import list_studies
+
+    rows = list_studies(storage, runs_dir)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("no studies yet: add a `search:` section to a recipe and run `deepatlas tune RECIPE --trials N`")
+        return
+    table = Table()
+    for col in ("study", "recipe", "objectives", "trials", "complete", "pruned", "fail", "running", "best", "started"):
+        table.add_column(col, justify="right" if col in ("trials", "complete", "pruned", "fail", "running") else "left")
+    for r in rows:
+        objectives = ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in r["objectives"])
+        best = _values(r["best"][0]) if len(r["best"]) == 1 else (f"{len(r['best'])} on the Pareto front" if r["best"] else "-")
+        table.add_row(r["name"], r["recipe"] or "-", objectives, str(r["trials"]), str(r["complete"]), str(r["pruned"]),
+                      str(r["fail"]), str(r["running"]), best, (r["started"] or "")[:19])
+    out.print(table)
+
+
+@studies_app.command("show")
+def studies_show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Study name (see `deepatlas studies`)."),
+    storage: Optional[str] = STORAGE,
+    runs_dir: Optional[Path] = RUNS_DIR,
+    top: int = typer.Option(5, "--top", min=1, help="Best trials shown (single objective)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """The best trials, parameter importances, plots and compute of a study (and what pruning saved)."""
+    from .cli import err, out
+    from .tune import study_report
+
+    parent = ctx.obj or {}
+    report = study_report(name, storage or parent.get("storage"), runs_dir or parent.get("runs_dir"), top=top)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    objectives = report["objectives"]
+    states = {s: sum(1 for t in report["trials"] if t["state"] == s) for s in ("complete", "pruned", "fail", "running")}
+    out.print(f"[bold]study {report['name']}[/bold] ({report['storage']}): {len(report['trials'])} trials, "
+              + ", ".join(f"{n} {s}" for s, n in states.items() if n))
+    title = f"best trials ({len(report['best'])})" if len(objectives) == 1 else "Pareto front"
+    out.print(_trials_table(report["best"], objectives, title))
+    for objective, ranks in report["importances"].items():
+        if ranks:
+            out.print(f"importance for {objective}: " + "  ".join(f"{k} {v:.2f}" for k, v in ranks.items()))
+    out.print(_compute_line(report["compute"]))
+    for figure in report["figures"]:
+        out.print(f"figure: {figure}")
+    for warning in report["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _seconds(value: float) -> str:
+    from .cli import _duration
+
+    return f"{value:.1f}s" if value < 60 else _duration(value)
+
+
+def _compute_line(compute: dict[str, Any]) -> str:
+    from .cli import _fmt
+
+    total, saved, share = compute["total"], compute["saved"], compute["saved_share"]
+    line = f"compute: {_fmt(total['train_flops'])} train FLOPs, {_seconds(total['cpu_s'])} CPU, {_seconds(total['wall_s'])} wall"
+    if not compute["pruned_trials"]:
+        return line + "; no trial was pruned"
+    return line + (
+        f"; pruning {compute['pruned_trials']} trials saved about {_fmt(saved['train_flops'])} FLOPs, "
+        f"{_seconds(saved['cpu_s'])} CPU ({share['cpu_s']:.0%} of the study's CPU time without pruning)"
+    )
