@@ -36,6 +36,7 @@ class TransformerBench:
     calls: int = 20
     rounds: int = 5
     warmup: int = 10
+    peak_n: int = 2048  # side of the square matmul that measures the machine's peak
 
 
 def _models(b: TransformerBench, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -93,7 +94,7 @@ def run(bench: TransformerBench | None = None, device: torch.device | None = Non
             {"ours": _step_fn(ours, False, x, y, dtype), "hf": _step_fn(hf, True, x, y, dtype)},
             calls=b.calls, rounds=b.rounds, warmup=b.warmup, device=device,
         )
-        peak = matmul_peak(dtype or torch.float32, device)
+        peak = matmul_peak(dtype or torch.float32, device, n=b.peak_n)
         t_ours, t_hf = timing.median("ours"), timing.median("hf")
         rows.append({
             "precision": label,
