@@ -52,3 +52,24 @@ def tiny_recipe(**overrides: object) -> list[str]:
     if "model.name" in overrides:
         del base["model.width"]  # an MLP key
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def planetoid_source() -> Path | None:
+    root = os.environ.get("DEEPATLAS_DATA_DIR")
+    if not root:
+        return None
+    for folder in (Path(root) / "planetoid", Path(root)):
+        if (folder / "ind.cora.x").is_file():
+            return folder
+    return None
+
+
+@pytest.fixture
+def planetoid_dir() -> Path:
+    """Folder of the Planetoid raw files: required in CI, skipped elsewhere when absent."""
+    folder = planetoid_source()
+    if folder is None:
+        if os.environ.get("CI"):
+            pytest.fail("Planetoid files missing: set DEEPATLAS_DATA_DIR to the shared data folder")
+        pytest.skip("Planetoid files not found (set DEEPATLAS_DATA_DIR to a folder with planetoid/ind.cora.x)")
+    return folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,7 @@ import torch
 import deepatlas
 
 
-@pytest.fixture
-def planetoid(monkeypatch: pytest.MonkeyPatch) -> None:
-    root = os.environ.get("DEEPATLAS_DATA_DIR", "")
-    if not (Path(root) / "planetoid" / "ind.cora.graph").is_file():
-        if os.environ.get("CI"):
-            pytest.fail("Cora is missing: .ci/run must set DEEPATLAS_DATA_DIR to a folder with planetoid/ind.cora.*")
-        pytest.skip("Cora (planetoid/ind.cora.*) not found in $DEEPATLAS_DATA_DIR")
-
-
-@pytest.mark.usefixtures("planetoid")
+@pytest.mark.usefixtures("planetoid_dir")
 def test_gcn_learns_cora_from_140_labels(tmp_path: Path) -> None:
     run = deepatlas.train("gcn-cora", ["train.epochs=100"], progress=False, runs_dir=tmp_path / "runs")
     history = run.metrics("epoch")
@@ -36,7 +26,7 @@ def test_gin_trains_on_the_graph_atlas(tmp_path: Path) -> None:
     assert run.status == "completed" and 0.0 <= test["accuracy"] <= 1.0 and test["macro_f1"] > 0
 
 
-@pytest.mark.usefixtures("planetoid")
+@pytest.mark.usefixtures("planetoid_dir")
 def test_gnn_bench_times_both_sides() -> None:
     pytest.importorskip("torch_geometric", reason="the benchmark compares with PyG")
     from deepatlas.bench.gnn import GNNBench, run
@@ -57,7 +47,7 @@ def test_negative_samples_are_never_edges_nor_self_loops() -> None:
     assert not torch.isin(edge_codes(neg, n), known).any()
 
 
-@pytest.mark.usefixtures("planetoid")
+@pytest.mark.usefixtures("planetoid_dir")
 def test_link_prediction_on_cora_holds_out_edges_and_beats_chance(tmp_path: Path) -> None:
     from deepatlas.config import load_recipe
     from deepatlas.data import load_dataset
