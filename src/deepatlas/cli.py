@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import ConfigError, DeepAtlasError
@@ -246,6 +247,16 @@ def runs_list(
 
 
 @runs_app.command("show")
+def _energy_text(energy: dict[str, Any] | None) -> str:
+    if not energy:
+        return "-"
+    f = energy.get("assumptions") or {}
+    return (
+        f"{energy['joules'] / 3600:.3g} Wh ({energy['method']}), {energy['co2e_g']:.3g} g CO2e "
+        f"at {f.get('grid_g_co2e_per_kwh', 0):g} g/kWh"
+    )
+
+
 def runs_show(
     run: str = typer.Argument(..., help="Run id, prefix or folder."),
     runs_dir: Optional[Path] = RUNS_DIR,
@@ -273,6 +284,7 @@ def runs_show(
         ("progress", f"epoch {prog.get('epoch')}/{prog.get('epochs')}, step {prog.get('step')}/{prog.get('total_steps')}"),
         ("time", f"{_duration(t.get('wall_s'))} wall, {_duration(t.get('cpu_s'))} CPU, {_fmt(t.get('samples_per_s'), 0)} samples/s"),
         ("peak memory", f"{_fmt(s.get('peak_memory_mb'), 0)} MB"),
+        ("energy", _energy_text(s.get("energy"))),
         ("best", f"{best.get('metric')} {_fmt(best.get('value'))} (epoch {best.get('epoch')})"),
     ]
     rows += [(f"last {k}", _fmt(v)) for k, v in (s.get("final") or {}).items()]
@@ -500,9 +512,9 @@ def config(
         out.print(table)
 
 
-from .cli_tune import register as _register_tune  # noqa: E402 - `tune` and `studies` live in cli_tune.py
+from .cli_tune import register as _register_tune  # noqa: E402 - `tune`, `studies`, `bench tune` live in cli_tune.py
 
-_register_tune(app)
+_register_tune(app, bench_app)
 
 
 def main() -> None:
@@ -512,7 +524,7 @@ def main() -> None:
     except DeepAtlasError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # messages may hold [brackets]
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -18,10 +18,11 @@ RUNS_DIR = typer.Option(None, "--runs-dir", envvar="DEEPATLAS_RUNS_DIR", help="R
 studies_app = typer.Typer(help="List studies; show one (best trials, importances, plots).", invoke_without_command=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``tune`` and ``studies`` to the ``deepatlas`` app."""
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``tune``, ``studies`` and ``bench tune`` to the ``deepatlas`` app."""
     app.command("tune")(tune_cmd)
     app.add_typer(studies_app, name="studies")
+    bench_app.command("tune")(bench_tune)
 
 
 def _values(values: Any) -> str:
@@ -174,10 +175,59 @@ def _compute_line(compute: dict[str, Any]) -> str:
     from .cli import _fmt
 
     total, saved, share = compute["total"], compute["saved"], compute["saved_share"]
-    line = f"compute: {_fmt(total['train_flops'])} train FLOPs, {_seconds(total['cpu_s'])} CPU, {_seconds(total['wall_s'])} wall"
+    line = (
+        f"compute: {_fmt(total['train_flops'])} train FLOPs, {_seconds(total['cpu_s'])} CPU, {_seconds(total['wall_s'])} wall, "
+        f"{_energy(total['energy_j'], total['co2e_g'])}"
+    )
     if not compute["pruned_trials"]:
         return line + "; no trial was pruned"
     return line + (
         f"; pruning {compute['pruned_trials']} trials saved about {_fmt(saved['train_flops'])} FLOPs, "
-        f"{_seconds(saved['cpu_s'])} CPU ({share['cpu_s']:.0%} of the study's CPU time without pruning)"
+        f"{_seconds(saved['cpu_s'])} CPU, {_energy(saved['energy_j'], saved['co2e_g'])} "
+        f"({share['cpu_s']:.0%} of the study's CPU time without pruning)"
     )
+
+
+def _energy(joules: float, co2e_g: float) -> str:
+    """Energy in Wh (kWh when large) and CO2e in g: the method and figures are in each run's summary."""
+    wh = joules / 3600
+    amount = f"{wh / 1000:.2f} kWh" if wh >= 1000 else f"{wh:.2f} Wh"
+    return f"{amount} ~ {co2e_g:.1f} g CO2e"
+
+
+def bench_tune(
+    recipe: str = typer.Option("lenet5-fashion-mnist-search", "--recipe", help="Recipe with a `search:` section."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides for every trial: train.epochs=4"),
+    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="Study seeds (repeat the option)."),
+    trials: int = typer.Option(20, "--trials", min=1, help="Random-search trials per seed (run to completion)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="The sampler of the pruned search."),
+    pruner: str = typer.Option("asha", "--pruner", help="asha, hyperband or median."),
+    max_trials: int = typer.Option(60, "--max-trials", min=1, help="At most this many pruned-search trials per seed."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Keep the trials' runs here (default: a temporary folder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Compute a pruned TPE search needs to reach the best validation value of random search without pruning."""
+    from .bench.tune import TuneBench, run
+    from .cli import _fmt, err, out
+
+    config = TuneBench(recipe=recipe, overrides=tuple(overrides or ()), seeds=tuple(seeds), trials=trials,
+                       sampler=sampler, pruner=pruner, max_trials=max_trials)
+    result = run(config, runs_dir, say=lambda line: err.print(line))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{sampler} + {pruner} vs random search without pruning ({trials} trials), {recipe}")
+    for col in ("seed", "random best", "random TFLOP", "random CPU", "reached", "trials (pruned)", "FLOP share", "CPU share"):
+        table.add_column(col, justify="right")
+    for r in result["rows"]:
+        table.add_row(
+            str(r["seed"]), _fmt(r["target"]), f"{r['random']['train_flops'] / 1e12:.2f}", _seconds(r["random"]["cpu_s"]),
+            f"yes ({_fmt(r['best'])})" if r["reached"] else f"no ({_fmt(r['best'])})", f"{r['trials']} ({r['pruned']})",
+            f"{r['share']['train_flops']:.0%}", f"{r['share']['cpu_s']:.0%}",
+        )
+    mean = result["mean_share"]
+    table.add_row("mean", "", "", "", f"{result['reached']}/{len(result['rows'])}", "",
+                  f"{mean['train_flops']:.0%}", f"{mean['cpu_s']:.0%}")
+    out.print(table)
+    out.print("share: compute until a completed trial reached random search's best, over random search's compute "
+              "(goal <= 33%).")

@@ -163,6 +163,9 @@ def test_train_returns_a_complete_summary() -> None:
     s = run.summary
     assert s["params"]["total"] > 0 and s["flops"]["train_per_sample"] > 2 * s["flops"]["forward_per_sample"]
     assert s["time"]["wall_s"] > 0 and s["time"]["cpu_s"] > 0 and s["peak_memory_mb"] > 0
+    energy = s["energy"]  # CPU-seconds x W/core (no RAPL in CI), and its CO2e at the grid intensity
+    assert energy["method"] in ("estimate", "rapl") and energy["joules"] > 0
+    assert energy["co2e_g"] == pytest.approx(energy["kwh"] * energy["assumptions"]["grid_g_co2e_per_kwh"])
     assert set(s["data"]["fingerprints"]) == {"train", "val", "test"}
     assert s["environment"]["torch"] == torch.__version__
     assert 0.0 <= s["eval"]["test"]["accuracy"] <= 1.0

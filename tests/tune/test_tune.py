@@ -219,6 +219,9 @@ def test_pruned_trials_are_told_pruned_and_their_savings_estimated(tmp_path: Pat
     compute = result.compute
     used = sum(t["compute"]["cpu_s"] for t in result.trials[1:])
     assert compute["pruned_trials"] == 2 and compute["saved"]["cpu_s"] == pytest.approx(2 * used)
+    energy = sum(t["compute"]["energy_j"] for t in result.trials)  # per run, summed over the study
+    assert compute["total"]["energy_j"] == pytest.approx(energy) and energy > 0
+    assert compute["saved"]["energy_j"] == pytest.approx(2 * sum(t["compute"]["energy_j"] for t in result.trials[1:]))
     study = optuna.load_study(study_name=result.name, storage=storage_url(None, runs))
     assert study.trials[1].intermediate_values.keys() == {1}
 

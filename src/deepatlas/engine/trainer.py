@@ -39,6 +39,7 @@ from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import autocast, autocast_dtype, configure_threads, resolve_device
 from .ema import EMA
+from .energy import open_meter
 from .optim import build_optimizer
 from .schedule import LRSchedule
 
@@ -58,6 +59,7 @@ class TrainState:
     bad_evals: int = 0  # validations since the last improvement
     wall_s: float = 0.0  # training wall time, summed over sessions
     cpu_s: float = 0.0  # process CPU time, summed over sessions
+    rapl_j: float | None = None  # measured CPU package energy (RAPL), summed over sessions; None: not measured
     last_val: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -139,6 +141,8 @@ class Trainer:
         self._stop: tuple[str, str] | None = None
         self._signal: str | None = None
         self._clock = (time.perf_counter(), time.process_time())
+        self._meter = open_meter()
+        self._metered = 0.0  # the meter's reading at the last tick
         self._session_start = (time.perf_counter(), 0)
         self._last_log = (time.perf_counter(), 0)
 
@@ -152,6 +156,8 @@ class Trainer:
         self._session_start = self._last_log = (time.perf_counter(), self.state.samples)
         self._session_step = self.state.step
         self._clock = (time.perf_counter(), time.process_time())
+        if self._meter is not None:
+            self._metered = self._meter.update()
         self.schedule.apply(self.optimizers.values(), self.state.step)
         self._emit("on_fit_start")
         status, reason = "completed", "finished all epochs"
@@ -382,6 +388,10 @@ class Trainer:
         self.state.wall_s += wall - self._clock[0]
         self.state.cpu_s += cpu - self._clock[1]
         self._clock = (wall, cpu)
+        if self._meter is not None:
+            joules = self._meter.update()
+            self.state.rapl_j = (self.state.rapl_j or 0.0) + joules - self._metered
+            self._metered = joules
 
     def save(self, kind: str = "last") -> Path | None:
         """Write the ``last`` (full, resumable) or ``best`` (weights) checkpoint."""

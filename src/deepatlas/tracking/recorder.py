@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.callbacks import Callback
 from ..io import write_text
 from .compute import peak_memory_mb
+from .energy import energy_report
 from .store import Run
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class RunRecorder(Callback):
                 "wall_s": round(s.wall_s, 3), "cpu_s": round(s.cpu_s, 3),
                 "samples_per_s": round(s.samples / s.wall_s, 2) if s.wall_s > 0 else None,
             },
+            "energy": energy_report(s.cpu_s, s.wall_s, trainer.device.type, s.rapl_j),
             "peak_memory_mb": round(peak_memory_mb(trainer.device), 1),
             "checkpoints": {k: str(Path("checkpoints") / f"{k}.safetensors") for k in ("last", "best")},
         }

@@ -174,9 +174,43 @@ def storage_url(storage: str | None, runs_dir: Path) -> str:
     """The Optuna storage URL: ``storage``, else $DEEPATLAS_STUDY_STORAGE, else ``<runs_dir>/studies.db``."""
     storage = storage or os.environ.get("DEEPATLAS_STUDY_STORAGE")
     if storage:
+        _check_driver(storage)
         return storage
     runs_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(runs_dir / 'studies.db').resolve()}"
+
+
+def open_storage(url: str, attempts: int = 6) -> Any:
+    """Optuna's database storage at ``url``. Workers that start together on an empty database race to
+    create its tables (the loser gets a duplicate-key error): creating them is retried. A server that
+    cannot be reached is a clear error naming the URL (password hidden)."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1) + 0.1 * (os.getpid() % 7))  # staggered by process
+        except sqlalchemy.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise ConfigError(f"--storage {redact(url)}: cannot open the study storage: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def _check_driver(url: str) -> None:
+    """A PostgreSQL URL without its driver installed: say what to install (SQLAlchemy's default is psycopg2)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"--storage {redact(url)}: PostgreSQL needs its driver: pip install 'deepatlas[postgres]' (psycopg2-binary)"
+        ) from None
 
 
 def redact(url: str) -> str:
@@ -211,7 +245,7 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _open_study(name: str, url: str, spec: SearchSpec, setup: dict[str, Any]) -> Any:
     import optuna
 
-    study = optuna.create_study(storage=url, study_name=name, directions=spec.directions, load_if_exists=True)
+    study = optuna.create_study(storage=open_storage(url), study_name=name, directions=spec.directions, load_if_exists=True)
     directions = [d.name.lower() for d in study.directions]
     if directions != spec.directions:
         raise ConfigError(
@@ -416,12 +450,15 @@ def trial_compute(summary: Mapping[str, Any]) -> dict[str, Any]:
     flops = summary.get("flops") or {}
     progress = summary.get("progress") or {}
     times = summary.get("time") or {}
+    energy = summary.get("energy") or {}
     samples = progress.get("samples")
     per_sample = flops.get("train_per_sample")
     return {
         "train_flops": per_sample * samples if per_sample is not None and samples is not None else None,
         "cpu_s": times.get("cpu_s"),
         "wall_s": times.get("wall_s"),
+        "energy_j": energy.get("joules"),
+        "co2e_g": energy.get("co2e_g"),
         "samples": samples,
         "epochs": progress.get("epoch"),
         "epochs_total": progress.get("epochs"),
@@ -443,7 +480,7 @@ def trial_row(trial: Any) -> dict[str, Any]:
         "params": dict(trial.params),
         "overrides": attrs.get("overrides", []),
         "run_id": attrs.get("run_id"),
-        "compute": {k: attrs.get(k) for k in ("train_flops", "cpu_s", "wall_s", "epochs", "epochs_total")},
+        "compute": {k: attrs.get(k) for k in ("train_flops", "cpu_s", "wall_s", "energy_j", "co2e_g", "epochs", "epochs_total")},
         "error": attrs.get("error"),
         "data_fingerprints": attrs.get("data_fingerprints"),
     }
@@ -452,7 +489,7 @@ def trial_row(trial: Any) -> dict[str, Any]:
 def study_compute(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Compute of a study, and what pruning saved: a pruned trial's use scaled to its planned epochs,
     minus what it used (an estimate: later epochs cost as much as earlier ones)."""
-    total = {"train_flops": 0.0, "cpu_s": 0.0, "wall_s": 0.0}
+    total = {"train_flops": 0.0, "cpu_s": 0.0, "wall_s": 0.0, "energy_j": 0.0, "co2e_g": 0.0}
     would, used = dict.fromkeys(total, 0.0), dict.fromkeys(total, 0.0)
     pruned = 0
     for row in rows:
