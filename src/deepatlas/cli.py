@@ -153,7 +153,7 @@ def eval_(
     for generative runs the task's metrics plus Frechet distance, IS analogue and class coverage."""
     from . import api
 
-    _setup_logging(True, True)
+    _setup_logging(False, True)  # progress lines (to stderr) of a long generation: stdout stays the result
     result = api.evaluate(run, split, checkpoint, runs_dir=runs_dir, device=device, samples=samples, steps=steps)
     if as_json:
         out.print_json(json.dumps(result))
