@@ -52,11 +52,11 @@ def test_train_eval_runs_show_compare(tmp_path: Path) -> None:
     run_id = json.loads(listed.output)[0]["id"]
     evaluated = runner.invoke(app, ["eval", run_id, "--runs-dir", runs, "--json"])
     assert evaluated.exit_code == 0
-    metrics = json.loads(evaluated.output)["metrics"]
+    metrics = json.loads(evaluated.stdout)["metrics"]
     assert {"accuracy", "top5_accuracy", "macro_f1", "nll", "ece"} <= set(metrics)
     assert (Path(runs) / run_id / "confusion-test.png").is_file()
     shown = runner.invoke(app, ["runs", "show", run_id, "--runs-dir", runs])
-    assert shown.exit_code == 0 and "test accuracy" in shown.output
+    assert shown.exit_code == 0 and "test accuracy" in shown.output and "g CO2e" in shown.output
     second = runner.invoke(app, ["train", "quickstart", *tiny_recipe(**{"optim.lr": 0.02}), "--runs-dir", runs, "-q"])
     assert second.exit_code == 0
     both = json.loads(runner.invoke(app, ["runs", "--runs-dir", runs, "--json"]).output)

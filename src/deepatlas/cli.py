@@ -246,7 +246,6 @@ def runs_list(
     out.print(table)
 
 
-@runs_app.command("show")
 def _energy_text(energy: dict[str, Any] | None) -> str:
     if not energy:
         return "-"
@@ -257,6 +256,7 @@ def _energy_text(energy: dict[str, Any] | None) -> str:
     )
 
 
+@runs_app.command("show")
 def runs_show(
     run: str = typer.Argument(..., help="Run id, prefix or folder."),
     runs_dir: Optional[Path] = RUNS_DIR,

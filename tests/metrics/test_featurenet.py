@@ -81,7 +81,7 @@ def test_eval_of_a_vae_run_reports_sample_quality_and_pictures(tmp_path: Path) -
     )
     result = CliRunner().invoke(app, ["eval", run.id, "--runs-dir", runs, "--samples", "300", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # progress lines go to stderr
     metrics = report["metrics"]
     assert {"elbo", "iwae", "fd", "fd_real", "is", "coverage"} <= set(metrics)
     assert metrics["fd"] > metrics["fd_real"] > 0  # one epoch on 1024 images is far from the data
