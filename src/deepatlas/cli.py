@@ -246,14 +246,18 @@ def runs_list(
     out.print(table)
 
 
+def _energy(joules: float, co2e_g: float) -> str:
+    """Energy in Wh (kWh when large) and CO2e in g (the method and figures are in each run's summary)."""
+    wh = joules / 3600
+    amount = f"{wh / 1000:.2f} kWh" if wh >= 1000 else f"{wh:.2f} Wh"
+    return f"{amount} ~ {co2e_g:.1f} g CO2e"
+
+
 def _energy_text(energy: dict[str, Any] | None) -> str:
     if not energy:
         return "-"
-    f = energy.get("assumptions") or {}
-    return (
-        f"{energy['joules'] / 3600:.3g} Wh ({energy['method']}), {energy['co2e_g']:.3g} g CO2e "
-        f"at {f.get('grid_g_co2e_per_kwh', 0):g} g/kWh"
-    )
+    grid = (energy.get("assumptions") or {}).get("grid_g_co2e_per_kwh", 0)
+    return f"{_energy(energy['joules'], energy['co2e_g'])} ({energy['method']}, {grid:g} g/kWh)"
 
 
 @runs_app.command("show")

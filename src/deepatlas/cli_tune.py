@@ -172,7 +172,7 @@ def _seconds(value: float) -> str:
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
-    from .cli import _fmt
+    from .cli import _energy, _fmt
 
     total, saved, share = compute["total"], compute["saved"], compute["saved_share"]
     line = (
@@ -186,13 +186,6 @@ def _compute_line(compute: dict[str, Any]) -> str:
         f"{_seconds(saved['cpu_s'])} CPU, {_energy(saved['energy_j'], saved['co2e_g'])} "
         f"({share['cpu_s']:.0%} of the study's CPU time without pruning)"
     )
-
-
-def _energy(joules: float, co2e_g: float) -> str:
-    """Energy in Wh (kWh when large) and CO2e in g: the method and figures are in each run's summary."""
-    wh = joules / 3600
-    amount = f"{wh / 1000:.2f} kWh" if wh >= 1000 else f"{wh:.2f} Wh"
-    return f"{amount} ~ {co2e_g:.1f} g CO2e"
 
 
 def bench_tune(

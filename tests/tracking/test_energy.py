@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from deepatlas.engine.energy import RAPL, open_meter
 from deepatlas.errors import ConfigError
-from deepatlas.tracking.energy import RAPL, energy_report, estimate_joules, open_meter, settings
+from deepatlas.tracking.energy import energy_report, estimate_joules, settings
 
 
 def _zone(root: Path, name: str, uj: int, max_uj: int = 1_000_000_000) -> Path:

@@ -74,5 +74,3 @@ def open_meter(method: str | None = None) -> RAPL | None:
             "(absent in VMs; root-only on many kernels). Use DEEPATLAS_ENERGY=estimate or auto."
         )
     return meter if meter.available else None
-
-

@@ -28,10 +28,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..engine.energy import RAPL, open_meter
 from ..errors import ConfigError
 
-__all__ = ["RAPL", "energy_report", "estimate_joules", "open_meter", "settings"]
 DEFAULTS = {
     "DEEPATLAS_CPU_WATTS_PER_CORE": 12.0,
     "DEEPATLAS_GPU_WATTS": 300.0,
@@ -76,7 +74,7 @@ def energy_report(cpu_s: float, wall_s: float, device_type: str, rapl_j: float |
     gpu_s = wall_s if device_type == "cuda" else 0.0
     if rapl_j is not None:
         # RAPL sees the CPU package; a GPU's board power is still estimated.
-        joules = rapl_j * f["pue"] + gpu_s * f["gpu_watts"] * f["pue"]
+        joules = rapl_j * f["pue"] + estimate_joules(0.0, gpu_s, f)
         method = "rapl" + (" + estimated GPU" if gpu_s else "")
     else:
         joules = estimate_joules(cpu_s, gpu_s, f)

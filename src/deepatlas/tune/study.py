@@ -187,17 +187,19 @@ def open_storage(url: str, attempts: int = 6) -> Any:
     import optuna
     import sqlalchemy.exc
 
-    for attempt in range(attempts):
+    def create() -> Any:
         try:
             return optuna.storages.RDBStorage(url)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1) + 0.1 * (os.getpid() % 7))  # staggered by process
         except sqlalchemy.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
             raise ConfigError(f"--storage {redact(url)}: cannot open the study storage: {reason}") from None
-    raise AssertionError("unreachable")
+
+    for attempt in range(attempts - 1):
+        try:
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 * (attempt + 1) + 0.1 * (os.getpid() % 7))  # staggered by process
+    return create()
 
 
 def _check_driver(url: str) -> None:
