@@ -7,7 +7,10 @@ The public API (imported lazily, so ``import deepatlas`` is cheap)::
     deepatlas.evaluate(run, split="test")              # metrics + confusion matrix
     model = deepatlas.create_model("resnet50")         # any registered model
     data = deepatlas.load_dataset("fashion-mnist")
-    deepatlas.tune("quickstart", trials=20)            # the recipe's `search:` space, an Optuna study
+    predictor = deepatlas.load(run.id)                 # the trained model + the run's preprocessing
+    predictor.predict(raw_images)                      # class names, straight from raw pixels or files
+    deepatlas.export(run.id, "my-model")               # a self-contained folder deepatlas.load reads
+    deepatlas.tune("mlp-fashion-mnist", trials=20)     # a recipe's `search:` space, an Optuna study
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ _EXPORTS = {
     "evaluate": "api",
     "sample": "api",
     "sample_images": "api",
+    "load": "predict",
+    "export": "predict",
+    "Predictor": "predict",
     "open_run": "api",
     "list_runs": "api",
     "compare_runs": "api",

@@ -45,9 +45,9 @@ class DataConfig:
         None, "data directory searched first (default: $DEEPATLAS_DATA_DIR, then system paths)"
     )
     batch_size: int = option(128, "training examples per micro-batch", low=1)
-    eval_batch_size: int = option(512, "examples per batch in validation and evaluation", low=1)
+    eval_batch_size: int = option(512, "examples per batch in validation and evaluation", low=1, resumable=True)
     num_workers: Optional[int] = option(
-        None, "loader worker processes (null: 0 for in-memory data, up to 4 for files)", low=0
+        None, "loader worker processes (null: 0 for in-memory data, up to 4 for files)", low=0, resumable=True
     )
     val_fraction: float = option(
         0.1, "fraction of the training set held out for validation (seeded)", low=0.0, high=0.9
@@ -139,10 +139,10 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 class TrainConfig:
     """How long and how to train: precision, checkpoints, early stopping."""
 
-    epochs: int = option(10, "passes over the training set", low=1)
-    max_steps: Optional[int] = option(None, "stop after this many optimizer steps (null: use epochs)", low=1)
+    epochs: int = option(10, "passes over the training set", low=1, resumable=True)
+    max_steps: Optional[int] = option(None, "stop after this many optimizer steps (null: use epochs)", low=1, resumable=True)
     seed: int = option(0, "seed of initialisation, data order, augmentation and dropout")
-    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", resumable=True)
     precision: Literal["fp32", "bf16", "fp16"] = option(
         "fp32", "fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU)"
     )
@@ -155,20 +155,20 @@ class TrainConfig:
     )
     eval_every: int = option(1, "validate every N epochs", low=1)
     checkpoint_every: int = option(
-        500, "also checkpoint every N optimizer steps (0: only at epoch ends)", low=0
+        500, "also checkpoint every N optimizer steps (0: only at epoch ends)", low=0, resumable=True
     )
-    log_every: int = option(50, "log training loss every N optimizer steps", low=1)
+    log_every: int = option(50, "log training loss every N optimizer steps", low=1, resumable=True)
     early_stopping: Optional[int] = option(
-        None, "stop after this many validations without improvement (null: never)", low=1
+        None, "stop after this many validations without improvement (null: never)", low=1, resumable=True
     )
     min_delta: float = option(0.0, "smallest change of the monitored metric that counts", low=0.0)
     monitor: Optional[str] = option(None, "validation metric for best checkpoint and early stopping (null: the task's)")
     mode: Literal["auto", "max", "min"] = option("auto", "whether the monitored metric should go up or down")
-    test: bool = option(False, "evaluate the best checkpoint on the test split when training ends")
+    test: bool = option(False, "evaluate the best checkpoint on the test split when training ends", resumable=True)
     init_from: Optional[str] = option(
         None, "start from another run's weights (id, folder or .safetensors); layers of matching shape are loaded"
     )
-    threads: Optional[int] = option(None, "CPU threads for torch (null: torch's default)", low=1)
+    threads: Optional[int] = option(None, "CPU threads for torch (null: torch's default)", low=1, resumable=True)
     deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
 
     def validate(self, path: str) -> None:
@@ -432,3 +432,8 @@ def load_recipe(
     for dotted, value in _override_items(overrides):
         set_dotted(raw, dotted, value)
     return Config.from_dict(raw)
+
+
+def resumable_keys() -> frozenset[str]:
+    """The keys a resumed run may change: the options declared ``resumable`` (how long and where, not what)."""
+    return frozenset(schema.resumable_keys(TrainConfig, "train") + schema.resumable_keys(DataConfig, "data"))

@@ -30,6 +30,10 @@ class RunError(DeepAtlasError):
     """A run does not exist or cannot do what was asked (e.g. resume)."""
 
 
+class CapabilityError(RunError):
+    """A run's task cannot do what was asked (sample from a classifier, predict with a GAN)."""
+
+
 class TrainingError(DeepAtlasError):
     """Training cannot go on (e.g. the loss became NaN)."""
 

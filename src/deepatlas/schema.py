@@ -29,13 +29,15 @@ def option(
     low: float | None = None,
     high: float | None = None,
     choices: tuple[str, ...] | None = None,
+    resumable: bool = False,
 ) -> Any:
     """Declare a config field with a default, a one-line doc and bounds.
 
     ``low``/``high`` are inclusive bounds for numbers (and for each element of
-    a tuple of numbers); ``choices`` restricts a string field.
+    a tuple of numbers); ``choices`` restricts a string field. ``resumable``: the
+    key may change when a run is resumed (how long and where it trains, not what).
     """
-    meta = {"doc": doc, "low": low, "high": high, "choices": choices}
+    meta = {"doc": doc, "low": low, "high": high, "choices": choices, "resumable": resumable}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple (immutable) default for config fields")
     return dataclasses.field(default=default, metadata=meta)
@@ -49,6 +51,11 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
         default = f.default if f.default is not dataclasses.MISSING else None
         rows.append((f.name, describe(hints[f.name]), default, f.metadata.get("doc", "")))
     return rows
+
+
+def resumable_keys(cls: type, prefix: str) -> list[str]:
+    """Dotted names of the fields of ``cls`` declared ``resumable``."""
+    return [f"{prefix}.{f.name}" for f in dataclasses.fields(cls) if f.metadata.get("resumable")]
 
 
 def describe(tp: Any) -> str:

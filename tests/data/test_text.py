@@ -10,10 +10,10 @@ import torch
 
 from deepatlas.config import load_recipe
 from deepatlas.data import load_dataset
-from deepatlas.data.text import (
+from deepatlas.data.text import TextData
+from deepatlas.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
-    TextData,
     load_tokenizer,
     tokenizer_from_json,
 )

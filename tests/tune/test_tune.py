@@ -18,6 +18,7 @@ import deepatlas
 from deepatlas.cli import app
 from deepatlas.config import load_recipe, parse_override
 from deepatlas.errors import ConfigError
+from deepatlas.tasks.classification import Classification
 from deepatlas.tune.callbacks import PruningCallback
 from deepatlas.tune.space import format_value, parse_search, resolve_monitor, trial_overrides
 from deepatlas.tune.study import make_pruner, make_sampler, storage_url
@@ -59,8 +60,11 @@ def test_search_parses_objectives_and_space() -> None:
     spec = parse_search({"space": SPACE}, ("val/accuracy", "max"))
     assert [(o.name, o.direction) for o in spec.objectives] == [("val/accuracy", "maximize")]
     assert [p.name for p in spec.space] == ["optim.lr", "model.depth"] and spec.space[0].log
-    spec = parse_search({"metric": "nll", "space": SPACE}, ("val/accuracy", "max"))
+    directions = Classification.metric_directions()  # the task declares them: nothing is guessed from a name
+    spec = parse_search({"metric": "nll", "space": SPACE}, ("val/accuracy", "max"), directions)
     assert (spec.objectives[0].name, spec.objectives[0].direction) == ("val/nll", "minimize")
+    with pytest.raises(ConfigError, match=r"search.metric: 'val/nl' is not a metric .*Did you mean 'nll'"):
+        parse_search({"metric": "nl", "space": SPACE}, ("val/accuracy", "max"), directions)
     spec = parse_search({"objectives": ["val/accuracy", "params", "latency_ms"], "space": SPACE}, ("val/accuracy", "max"))
     assert spec.directions == ["maximize", "minimize", "minimize"] and spec.multi_objective
     spec = parse_search({"metric": "val/accuracy", "direction": "min", "space": {"model.name": ["mlp", "lenet5"]}})
@@ -151,7 +155,7 @@ def test_samplers_and_pruners_by_name() -> None:
     config = load_recipe("quickstart")
     assert isinstance(make_pruner("median", spec, config), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner("hyperband", spec, config), optuna.pruners.HyperbandPruner)
-    multi = parse_search({"objectives": ["val/accuracy", "params"], "space": SPACE})
+    multi = parse_search({"objectives": ["val/accuracy", "params"], "space": SPACE}, ("val/accuracy", "max"))
     with pytest.raises(ConfigError, match="--pruner asha: pruning compares a validation metric of one objective"):
         make_pruner("asha", multi, config)
 

@@ -26,6 +26,8 @@ from ..errors import DataError
 from ..io import derive_seed
 from ..schema import option
 from . import transforms as T
+from .bundle import SplitBundle
+from .preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.asarray(kept), np.asarray(held)
 
 
-class ImageData:
+class ImageData(SplitBundle):
     """Train/validation/test image splits with deterministic, resumable batching."""
 
     def __init__(
@@ -176,8 +178,12 @@ class ImageData:
             raise DataError(f"{self.name}: no split {name!r} (train, val, test).")
         return self.splits[name]
 
-    def fingerprints(self, names: tuple[str, ...] = ("train", "val")) -> dict[str, str]:
-        return {n: self.split(n).fingerprint() for n in names}
+    def preprocessor(self) -> ImagePreprocessor:
+        """Raw pixels, files or PIL images -> the normalised input of this data's evaluation batches."""
+        return ImagePreprocessor(
+            int(self.meta["in_channels"]), int(self.meta["input_size"]), float(self.splits["train"].scale),
+            tuple(self.mean.tolist()), tuple(self.std.tolist()),
+        )
 
     @staticmethod
     def _peek(split: ImageSplit) -> torch.Tensor:

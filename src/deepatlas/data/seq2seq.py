@@ -13,8 +13,6 @@ split (seed 0) and a validation split drawn with ``data.split_seed``.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +21,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import derive_seed
 from ..schema import option
-from .bundle import SplitBundle
-from .text import CharTokenizer, _with_saved_tokenizer, save_tokenizer, tiny_shakespeare_text
+from .bundle import PairBatching, TensorPairs
+from .preprocess import PaddedTokenPreprocessor
+from .text import _with_saved_tokenizer, tiny_shakespeare_text
+from .tokenizers import CharTokenizer
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]")
 
@@ -48,23 +47,7 @@ class TextPairsOptions(PairOptions):
     path: str | None = option(None, "UTF-8 file of source<TAB>target lines")
 
 
-class Pairs:
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor) -> None:
-        self.src, self.tgt = src, tgt
-        self._fingerprint: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            h = hashlib.sha256(self.src.numpy().astype("<i4").tobytes())
-            h.update(self.tgt.numpy().astype("<i4").tobytes())
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
-
-
-class PairData(SplitBundle):
+class PairData(PairBatching):
     """Batches ``(src (B, max_len), tgt (B, max_len + 2))`` of token ids."""
 
     def __init__(self, name: str, pairs: list[tuple[str, str]], config: Any, tokenizer: Any = None) -> None:
@@ -91,7 +74,7 @@ class PairData(SplitBundle):
         val, train = np.sort(rest[:n_val]), rest[n_val:]
         if config.limit is not None:
             train = train[: config.limit]
-        self.splits = {k: Pairs(src[idx], tgt[idx]) for k, idx in (("train", train), ("val", val), ("test", test))}
+        self.splits = {k: TensorPairs(src[idx], tgt[idx]) for k, idx in (("train", train), ("val", val), ("test", test))}
         self.meta = {
             "vocab_size": self.tokenizer.vocab_size,
             "pad_id": self.pad, "bos_id": self.bos, "eos_id": self.eos,
@@ -101,30 +84,12 @@ class PairData(SplitBundle):
             "_decode": self.decode,  # for showing decoded examples
         }
 
-    def save(self, folder: Path) -> None:
-        save_tokenizer(self.tokenizer, folder)
+    def preprocessor(self) -> PaddedTokenPreprocessor:
+        """Source strings -> ids padded to ``max_len`` (the model decodes them with ``predict``)."""
+        return PaddedTokenPreprocessor(self.tokenizer, self.options.max_len, self.pad)
 
     def decode(self, ids: torch.Tensor) -> str:
         return self.tokenizer.decode([i for i in ids.tolist() if i not in (self.pad, self.bos, self.eos)])
-
-    def num_batches(self, split: str = "train") -> int:
-        n = len(self.split(split))
-        if split == "train":
-            return max(1, n // self.config.batch_size)
-        return -(-n // self.config.eval_batch_size)
-
-    def train_batches(self, epoch: int, seed: int, device: torch.device, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        data = self.splits["train"]
-        bs = min(self.config.batch_size, len(data))
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
-        for idx in list(order[: self.num_batches() * bs].split(bs))[start:]:
-            yield data.src[idx].to(device), data.tgt[idx].to(device)
-
-    def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        data = self.split(split)
-        for lo in range(0, len(data), self.config.eval_batch_size):
-            hi = lo + self.config.eval_batch_size
-            yield data.src[lo:hi].to(device), data.tgt[lo:hi].to(device)
 
 
 def shakespeare_lines(text: str, min_len: int, max_len: int) -> list[str]:

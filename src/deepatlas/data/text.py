@@ -17,10 +17,9 @@ non-overlapping windows, so its loss is exact rather than estimated.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,119 +27,14 @@ from typing import Any, Literal
 import torch
 
 from ..errors import DataError
-from ..io import derive_seed, write_text
+from ..io import derive_seed
 from ..schema import option
 from .bundle import SplitBundle
 from .download import cache_dir, check_sha256, data_roots, download, find_file
+from .preprocess import TokenPreprocessor
+from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- tokenizers
-
-
-class CharTokenizer:
-    """One token per character; optional special tokens come after the characters."""
-
-    kind = "char"
-
-    def __init__(self, chars: Sequence[str], specials: Sequence[str] = ()) -> None:
-        self.chars = list(chars)
-        self.specials = list(specials)
-        self.itos = self.chars + self.specials
-        self.stoi = {s: i for i, s in enumerate(self.chars)}
-        self.special_ids = {s: len(self.chars) + i for i, s in enumerate(self.specials)}
-
-    @classmethod
-    def train(cls, text: str, specials: Sequence[str] = ()) -> CharTokenizer:
-        return cls(sorted(set(text)), specials)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    def encode(self, text: str) -> list[int]:
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError as exc:
-            raise DataError(f"character {exc.args[0]!r} is not in the tokenizer's vocabulary.") from None
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.itos[i] for i in ids if i < len(self.chars))
-
-    def token_id(self, special: str) -> int | None:
-        return self.special_ids.get(special)
-
-    def char_lengths(self) -> torch.Tensor:
-        return torch.tensor([1] * len(self.chars) + [0] * len(self.specials), dtype=torch.float64)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": "char", "chars": self.chars, "specials": self.specials}
-
-
-class BPETokenizer:
-    """Byte-level BPE from the ``tokenizers`` library."""
-
-    kind = "bpe"
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-
-    @classmethod
-    def train(cls, text: str, vocab_size: int, specials: Sequence[str] = ()) -> BPETokenizer:
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=list(specials), show_progress=False,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        )
-        chunk = 1 << 16
-        tok.train_from_iterator((text[i : i + chunk] for i in range(0, len(text), chunk)), trainer=trainer)
-        return cls(tok)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text).ids
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def token_id(self, special: str) -> int | None:
-        return self.tokenizer.token_to_id(special)
-
-    def char_lengths(self) -> torch.Tensor:
-        return torch.tensor([len(self.decode([i])) for i in range(self.vocab_size)], dtype=torch.float64)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": "bpe", "tokenizer": json.loads(self.tokenizer.to_str())}
-
-
-def tokenizer_from_json(obj: dict[str, Any]) -> CharTokenizer | BPETokenizer:
-    if obj.get("kind") == "char":
-        return CharTokenizer(obj["chars"], obj.get("specials", ()))
-    if obj.get("kind") == "bpe":
-        from tokenizers import Tokenizer
-
-        return BPETokenizer(Tokenizer.from_str(json.dumps(obj["tokenizer"])))
-    raise DataError(f"unknown tokenizer kind {obj.get('kind')!r}.")
-
-
-def save_tokenizer(tokenizer: CharTokenizer | BPETokenizer, folder: Path) -> None:
-    write_text(folder / "tokenizer.json", json.dumps(tokenizer.to_json()))
-
-
-def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
-    path = Path(path)
-    try:
-        return tokenizer_from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise DataError(f"{path}: not a deepatlas tokenizer ({exc}).") from None
-
 
 # --------------------------------------------------------------------------- corpora
 
@@ -255,9 +149,9 @@ class TextData(SplitBundle):
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
 
-    def save(self, folder: Path) -> None:
-        """Keep the tokenizer with the run (``sample`` and evaluation read it back)."""
-        save_tokenizer(self.tokenizer, folder)
+    def preprocessor(self) -> TokenPreprocessor:
+        """Strings -> token ids with the run's tokenizer (saved with the run; ``sample`` reads it back)."""
+        return TokenPreprocessor(self.tokenizer, self.options.block_size)
 
     def num_batches(self, split: str = "train") -> int:
         if split == "train":

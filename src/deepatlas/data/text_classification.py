@@ -12,10 +12,8 @@ file with a header and ``text`` and ``label`` columns (names configurable).
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import derive_seed
 from ..schema import option
-from .bundle import SplitBundle
+from .bundle import PairBatching, TensorPairs
 from .images import stratified_split
-from .text import CharTokenizer, _with_saved_tokenizer, save_tokenizer, tiny_shakespeare_text
+from .preprocess import PaddedTokenPreprocessor
+from .text import _with_saved_tokenizer, tiny_shakespeare_text
+from .tokenizers import CharTokenizer
 
 SPECIALS = ("[PAD]", "[MASK]", "[CLS]")
 
@@ -51,25 +50,7 @@ class TextCsvOptions(TextClassOptions):
     label_column: str = option("label", "column holding the label")
 
 
-class LabelledTokens:
-    """Token ids (N, block) and labels (N,)."""
-
-    def __init__(self, ids: torch.Tensor, labels: torch.Tensor) -> None:
-        self.ids, self.labels = ids, labels
-        self._fingerprint: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            h = hashlib.sha256(self.ids.numpy().astype("<i4").tobytes())
-            h.update(self.labels.numpy().astype("<i8").tobytes())
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
-
-
-class TextClassificationData(SplitBundle):
+class TextClassificationData(PairBatching):
     """Padded token sequences with class labels; batches are ``(ids, labels)``."""
 
     def __init__(self, name: str, texts: list[str], labels: list[str], config: Any, tokenizer: Any = None) -> None:
@@ -81,6 +62,7 @@ class TextClassificationData(SplitBundle):
         y = np.array([self.class_names.index(label) for label in labels])
         self.tokenizer = tokenizer or CharTokenizer.train("".join(texts), SPECIALS)
         pad, cls = self.tokenizer.token_id("[PAD]"), self.tokenizer.token_id("[CLS]")
+        self.pad_id, self.cls_id = pad, cls
         if pad is None or cls is None:
             raise DataError(f"{name}: the tokenizer needs [PAD] and [CLS] tokens (data.specials when pre-training).")
         block = opts.block_size
@@ -94,7 +76,7 @@ class TextClassificationData(SplitBundle):
         if config.limit is not None:
             train = train[: config.limit]
         labels_t = torch.from_numpy(y)
-        self.splits = {n: LabelledTokens(ids[idx], labels_t[idx]) for n, idx in (("train", train), ("val", val), ("test", np.sort(test)))}
+        self.splits = {n: TensorPairs(ids[idx], labels_t[idx], ("<i4", "<i8")) for n, idx in (("train", train), ("val", val), ("test", np.sort(test)))}
         self.meta = {
             "num_classes": len(self.class_names),
             "class_names": self.class_names,
@@ -105,27 +87,9 @@ class TextClassificationData(SplitBundle):
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
 
-    def save(self, folder: Path) -> None:
-        save_tokenizer(self.tokenizer, folder)
-
-    def num_batches(self, split: str = "train") -> int:
-        n = len(self.split(split))
-        if split == "train":
-            return max(1, n // self.config.batch_size)
-        return -(-n // self.config.eval_batch_size)
-
-    def train_batches(self, epoch: int, seed: int, device: torch.device, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        data = self.splits["train"]
-        bs = min(self.config.batch_size, len(data))
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
-        for idx in list(order[: self.num_batches() * bs].split(bs))[start:]:
-            yield data.ids[idx].to(device), data.labels[idx].to(device)
-
-    def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        data = self.split(split)
-        for lo in range(0, len(data), self.config.eval_batch_size):
-            hi = lo + self.config.eval_batch_size
-            yield data.ids[lo:hi].to(device), data.labels[lo:hi].to(device)
+    def preprocessor(self) -> PaddedTokenPreprocessor:
+        """Strings -> [CLS] + ids, cut and padded to ``block_size``, as the training examples."""
+        return PaddedTokenPreprocessor(self.tokenizer, self.options.block_size, self.pad_id, self.cls_id)
 
 
 def shakespeare_utterances(text: str) -> list[tuple[str, str]]:

@@ -135,7 +135,7 @@ class Trainer:
         self.total_steps = c.max_steps or c.epochs * self.steps_per_epoch
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(config.schedule, config.optim.lr, self.steps_per_epoch, self.total_steps)
-        self.monitor, self.mode = self._monitor(c.monitor, c.mode)
+        self.monitor, self.mode = self._monitor(c.monitor), c.mode  # mode 'auto' is resolved when fit starts
         self.state = TrainState()
         self._logs, self._epoch_logs = _Averager(), _Averager()
         self._stop: tuple[str, str] | None = None
@@ -162,6 +162,7 @@ class Trainer:
         self._emit("on_fit_start")
         status, reason = "completed", "finished all epochs"
         try:
+            self.mode = self._resolve_mode()  # an undeclared metric fails the run, like any error in it
             with self._signals():
                 while self._stop is None and self.state.epoch < self.epochs:
                     self._run_epoch()
@@ -277,14 +278,17 @@ class Trainer:
             totals = accumulate(self.task, self.eval_model, self.data.eval_batches(split, self.device))
         return self.task.reduce(totals)
 
-    def _monitor(self, name: str | None, mode: str) -> tuple[str, str]:
+    def _monitor(self, name: str | None) -> str:
+        name = name or self.task.monitor[0]
+        return name if name.startswith("val/") else f"val/{name}"
+
+    def _resolve_mode(self) -> str:
+        """The monitored metric's direction: the task declares it (``Task.monitor``, ``Task.direction``)."""
         default_name, default_mode = self.task.monitor
-        name = name or default_name
-        bare = name.split("/", 1)[1] if name.startswith("val/") else name
-        if mode == "auto":
-            lower_is_better = any(w in bare for w in ("loss", "nll", "ece", "error", "perplexity", "bpc"))
-            mode = default_mode if bare == default_name else ("min" if lower_is_better else "max")
-        return f"val/{bare}", mode
+        if self.mode != "auto":
+            return self.mode
+        bare = self.monitor.split("/", 1)[1]
+        return default_mode if bare == default_name else self.task.direction(bare, self.task.config)
 
     def _update_best(self, val: dict[str, float]) -> None:
         s, c = self.state, self.train_config

@@ -98,12 +98,6 @@ class GAN(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, y)
 
-    @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = self.generator.project[0].weight.device
-        z = torch.randn(n, self.config.z_dim, generator=generator).to(device)
-        return (self.generator(z, y) + 1) / 2
-
 
 register_model("dcgan", GAN, GANConfig(), family="gan", doc="DCGAN (Radford et al. 2016) for 28x28 images")
 register_model(

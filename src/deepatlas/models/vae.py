@@ -100,14 +100,6 @@ class VAE(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # the reparameterisation trick
         return self.decode(z, y), mu, logvar
 
-    @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images from the prior, as pixel means in [0, 1] (Bernoulli) or the Gaussian mean."""
-        device = self.to_mu.weight.device
-        z = torch.randn(n, self.config.latent_dim, generator=generator).to(device)
-        out = self.decode(z, y)
-        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
-
 
 register_model(
     "vae-mlp", VAE, VAEConfig(), family="vae",

@@ -1,20 +1,41 @@
-"""The task interface: what a family does differently, behind one small contract.
+"""The task interface: what a family does differently, behind one declared contract.
 
 The engine knows nothing of images, tokens or graphs. A task tells it, for a
 batch, which optimizers step and in what order (``phases``: a classifier has
 one, a GAN two), what the loss of each phase is (``training_step``), and how
 validation batches become summable statistics and then metrics
-(``validation_step`` + ``reduce``). Generation and sampling live here too.
+(``validation_step`` + ``reduce``). Everything else a family may do is declared
+here with a default, so that the api and the CLI ask the task and never probe:
+
+- ``directions``: whether each metric the task reports should go up or down;
+- ``capabilities``: what a trained run can do beyond training and evaluation
+  (``predict``, ``sample``, ``sample-steps``, ``generate``), as data;
+- ``predict`` (raw model outputs -> what a user gets), ``sample`` (images),
+  ``generate`` (tokens) and ``figures`` (pictures of a trained model), each
+  raising a clear :class:`~deepatlas.errors.CapabilityError` (or drawing
+  nothing) by default;
+- ``data_kind``: the kind of data bundle the task takes.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
+
+from ..errors import CapabilityError, ConfigError, one_of, suggest
+
+#: every capability a task may declare, with what it means to a user
+CAPABILITIES = {
+    "predict": "predictions for raw inputs (deepatlas.load(run).predict)",
+    "sample": "draws images (deepatlas sample / deepatlas.load(run).sample)",
+    "sample-steps": "takes a number of sampling steps",
+    "generate": "generates text after a prompt (deepatlas sample / deepatlas.load(run).generate)",
+}
 
 
 class StepOutput(NamedTuple):
@@ -32,14 +53,40 @@ class Evaluation(NamedTuple):
 
 
 class Task(ABC):
-    """Base class of every objective. Subclasses set ``monitor`` and implement three methods."""
+    """Base class of every objective. Subclasses implement three methods and declare what else they do."""
 
     #: default validation metric for best-checkpoint selection and early stopping, and its direction
     monitor: ClassVar[tuple[str, str]] = ("loss", "min")
+    #: every metric ``reduce`` reports -> "max" or "min"
+    directions: ClassVar[Mapping[str, str]] = {"loss": "min"}
+    #: what a trained run of this task can do (keys of ``CAPABILITIES``)
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: the kind of data bundle this task takes (``images``, ``tokens``, ``graph``, ...; ``any``: no check)
+    data_kind: ClassVar[str] = "any"
 
     def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
         self.config = config
         self.meta = dict(meta)
+
+    # ----------------------------------------------------------------- metrics
+
+    @classmethod
+    def metric_directions(cls, config: Any = None) -> dict[str, str]:
+        """Every metric the task reports (for ``config``, its options), "max" or "min"."""
+        return dict(cls.directions)
+
+    @classmethod
+    def direction(cls, metric: str, config: Any = None, path: str = "train.monitor") -> str:
+        """"max" or "min" for ``metric`` (with or without a ``val/`` prefix); unknown names are errors."""
+        bare = metric.split("/", 1)[1] if "/" in metric else metric
+        directions = cls.metric_directions(config)
+        if bare not in directions:
+            names = [f"val/{name}" for name in directions]
+            raise ConfigError(
+                f"{path}: 'val/{bare}' is not a validation metric of this task (there are: {one_of(names)})."
+                + suggest(f"val/{bare}", names)
+            )
+        return directions[bare]
 
     # ----------------------------------------------------------------- optimisation
 
@@ -74,6 +121,45 @@ class Task(ABC):
         """Metrics over a whole split; subclasses add arrays (confusion matrices, samples)."""
         return Evaluation(self.reduce(accumulate(self, model, batches)), {})
 
+    # ----------------------------------------------------------------- what a trained run can do
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def cannot(self, capability: str) -> CapabilityError:
+        """The error for a capability this task lacks, naming what it can do instead."""
+        name = type(self).__name__
+        offers = sorted(self.capabilities) or ["train and evaluate only"]
+        return CapabilityError(f"a {name} run cannot {capability} (it can: {', '.join(offers)}).")
+
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """What a user gets for a batch of preprocessed inputs (model in eval mode, no grad):
+        labels + probabilities, decoded sequences, a distribution... Raises by default."""
+        raise self.cannot("predict")
+
+    def sample(
+        self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None, steps: int | None = None,
+    ) -> torch.Tensor:
+        """``n`` images in [0, 1] (labels for a conditional model). Raises by default."""
+        raise self.cannot("sample")
+
+    def sample_labels(self, model: nn.Module, n: int, label: int | None = None) -> torch.Tensor | None:
+        """Labels for ``n`` samples: ``label`` for all, else the classes in turn; None when unconditional."""
+        if label is not None:
+            raise ConfigError("--label: this run's model is not class-conditional; sample without --label.")
+        return None
+
+    def generate(self, model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, **sampling: Any) -> Iterator[torch.Tensor]:
+        """New tokens (B,) one at a time after ``prompt`` (B, T). Raises by default."""
+        raise self.cannot("generate")
+
+    def figures(
+        self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
+    ) -> list[Path]:
+        """Pictures of a trained model on a batch of ``split`` (and of its evaluation), saved in ``folder``."""
+        return []
+
     # ----------------------------------------------------------------- helpers
 
     def batch_size(self, batch: Any) -> int:
@@ -83,6 +169,28 @@ class Task(ABC):
     def ema_target(self, model: nn.Module) -> nn.Module:
         """The module whose weights are averaged when EMA is on (a GAN: the generator)."""
         return model
+
+
+class ImageGenerationTask(Task):
+    """The shared part of the image-generating families (VAE, GAN, diffusion): sampling and its labels.
+
+    Subclasses implement ``sample``; a model is class-conditional when ``model.config.conditional``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
+    data_kind: ClassVar[str] = "images"
+
+    @staticmethod
+    def conditional(model: nn.Module) -> bool:
+        return bool(model.config.conditional)
+
+    def sample_labels(self, model: nn.Module, n: int, label: int | None = None) -> torch.Tensor | None:
+        if not self.conditional(model):
+            return super().sample_labels(model, n, label)
+        classes = int(model.config.num_classes)
+        if label is not None and not 0 <= label < classes:
+            raise ConfigError(f"--label: {label} is not a class of this run (0..{classes - 1}).")
+        return torch.full((n,), label, dtype=torch.long) if label is not None else torch.arange(n) % classes
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +30,29 @@ class ClassificationConfig:
 
 class Classification(Task):
     monitor = ("accuracy", "max")
+    directions: ClassVar[Mapping[str, str]] = {"accuracy": "max", "macro_f1": "max", "nll": "min", "ece": "min"}
+    capabilities = frozenset({"predict"})
+    data_kind = "labelled"
+
+    @classmethod
+    def metric_directions(cls, config: Any = None) -> dict[str, str]:
+        topk = config.topk if config is not None else ClassificationConfig().topk
+        return {**cls.directions, f"top{topk}_accuracy": "max"}
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        """(B, K) logits of a batch's inputs; graph tasks override this and ``logits_and_targets``."""
+        return model(inputs)
 
     def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, K) logits and (B,) labels of a batch; graph tasks override this and nothing else."""
+        """(B, K) logits and (B,) labels of a batch."""
         x, y = batch
-        return model(x), y
+        return self.logits(model, x), y
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``label`` (B,) and ``probabilities`` (B, K) of the softmax."""
+        probabilities = torch.softmax(self.logits(model, inputs).float(), dim=-1)
+        return {"label": probabilities.argmax(-1), "probabilities": probabilities}
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
         logits, y = self.logits_and_targets(model, batch)  # (B, K), (B,)
@@ -60,6 +79,21 @@ class Classification(Task):
             },
         }
         return Evaluation(self.reduce(totals), arrays)
+
+    def figures(
+        self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
+    ) -> list[Path]:
+        """The confusion matrix and the reliability diagram of an evaluation."""
+        if evaluation is None or "confusion_matrix" not in evaluation.arrays:
+            return []
+        from ..report import plot_confusion, plot_reliability
+
+        confusion = evaluation.arrays["confusion_matrix"]
+        names = self.meta.get("class_names") or [str(i) for i in range(len(confusion))]
+        return [
+            plot_confusion(confusion, names, folder / f"confusion-{split}.png", f"{folder.name} ({split})"),
+            plot_reliability(evaluation.arrays["calibration"], folder / f"reliability-{split}.png", f"{split} calibration"),
+        ]
 
 
 TASKS.register(

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..registry import TASKS
 from ..schema import option
-from .base import StepOutput, Task
+from .base import ImageGenerationTask, StepOutput
 from .noise import NoiseConfig, NoiseScheduler
 
 
@@ -40,10 +40,11 @@ class DiffusionConfig:
         return NoiseScheduler(NoiseConfig(num_steps=self.num_steps, schedule=self.schedule, prediction=self.prediction))
 
 
-class DiffusionTask(Task):
+class DiffusionTask(ImageGenerationTask):
     """Trains a denoiser ``model(x_t, t, y)``; ``sample`` runs the reverse process."""
 
     monitor = ("loss", "min")
+    capabilities = frozenset({"sample", "sample-steps"})
 
     def __init__(self, config: DiffusionConfig, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)
@@ -82,10 +83,11 @@ class DiffusionTask(Task):
 
     @torch.no_grad()
     def sample(
-        self, model: nn.Module, n: int, y: torch.Tensor | None = None, *, generator: torch.Generator | None = None,
-        steps: int | None = None,
+        self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None, steps: int | None = None,
     ) -> torch.Tensor:
         """n images in [0, 1] from the reverse process (DDIM with ``steps``, or DDPM's T steps)."""
+        y = labels
         c, s = self.config, self.scheduler
         device = next(model.parameters()).device
         x = torch.randn(n, model.config.in_channels, model.config.input_size, model.config.input_size, generator=generator).to(device)

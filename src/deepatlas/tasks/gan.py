@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from torch import nn
 
 from ..registry import TASKS
 from ..schema import option
-from .base import StepOutput, Task
+from .base import ImageGenerationTask, StepOutput
 
 LOSSES = ("minimax", "non-saturating", "lsgan", "wgan", "wgan-gp", "hinge")
 
@@ -82,10 +82,12 @@ def gradient_penalty(
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-class GANTask(Task):
+class GANTask(ImageGenerationTask):
     """Alternating discriminator and generator updates; the model has ``generator`` and ``discriminator``."""
 
     monitor = ("g_loss", "min")  # a GAN's losses do not measure sample quality: recipes keep the last checkpoint
+    # the scores read from the discriminator's side: real images high, generated ones low
+    directions: ClassVar[Mapping[str, str]] = {"d_loss": "min", "g_loss": "min", "real_score": "max", "fake_score": "min"}
 
     def __init__(self, config: GANTaskConfig, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)
@@ -147,6 +149,16 @@ class GANTask(Task):
 
     def ema_target(self, model: nn.Module) -> nn.Module:
         return model.generator
+
+    @torch.no_grad()
+    def sample(
+        self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None, steps: int | None = None,
+    ) -> torch.Tensor:
+        """G(z) for z ~ N(0, I), mapped from the generator's [-1, 1] to [0, 1]."""
+        device = next(model.generator.parameters()).device
+        z = torch.randn(n, model.config.z_dim, generator=generator).to(device)
+        return (model.generator(z, labels) + 1) / 2
 
 
 TASKS.register("gan", GANTask, GANTaskConfig(), family="gan", doc="adversarial training: six losses, n_critic, TTUR, EMA of G")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,10 +33,14 @@ from .classification import Classification, ClassificationConfig
 class NodeClassification(Classification):
     """Cross-entropy on the masked nodes of one graph; ``model(x, edge_index, edge_weight=...) -> (N, K)``."""
 
+    data_kind = "graph"
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        return model(inputs.x, inputs.edge_index, edge_weight=inputs.edge_weight)  # (N, K)
+
     def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         graph, mask = batch
-        logits = model(graph.x, graph.edge_index, edge_weight=graph.edge_weight)  # (N, K)
-        return logits[mask], graph.y[mask]
+        return self.logits(model, graph)[mask], graph.y[mask]
 
     def batch_size(self, batch: Any) -> int:
         return int(batch[1].sum())
@@ -45,9 +49,14 @@ class NodeClassification(Classification):
 class GraphClassification(Classification):
     """Cross-entropy per graph; ``model(x, edge_index, batch=...) -> (G, K)``."""
 
+    data_kind = "graph"
+
+    def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        return model(inputs.x, inputs.edge_index, batch=inputs.batch, edge_weight=inputs.edge_weight)  # (G, K)
+
     def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         graph, y = batch
-        return model(graph.x, graph.edge_index, batch=graph.batch, edge_weight=graph.edge_weight), y  # (G, K)
+        return self.logits(model, graph), y
 
     def batch_size(self, batch: Any) -> int:
         return len(batch[1])
@@ -62,6 +71,8 @@ class LinkPrediction(Task):
     """Dot-product decoder on node embeddings; ``model(x, edge_index) -> (N, D)``; batches ``(graph, LinkBatch)``."""
 
     monitor = ("auc", "max")
+    directions: ClassVar[Mapping[str, str]] = {"auc": "max", "ap": "max", "loss": "min"}
+    data_kind = "graph"
 
     @staticmethod
     def _scores(z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

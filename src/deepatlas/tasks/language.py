@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +54,16 @@ def _lm_metrics(totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
     return metrics
 
 
+LM_DIRECTIONS = {"loss": "min", "perplexity": "min", "accuracy": "max", "bpc": "min"}
+
+
 class CausalLM(Task):
     """Next-token prediction; batches are ``(x, y)`` with y = x shifted by one."""
 
     monitor = ("loss", "min")
+    directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
+    capabilities = frozenset({"predict", "generate"})
+    data_kind = "tokens"
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
         x, y = batch
@@ -77,6 +83,12 @@ class CausalLM(Task):
         """New tokens (B,) one at a time after ``prompt`` (B, T), with the model's KV cache."""
         model.eval()
         yield from model.generate(prompt, max_new_tokens, **sampling)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``probabilities`` (B, T, vocab) of the token after each position, and the most likely ``next`` (B, T)."""
+        probabilities = torch.softmax(model(inputs).float(), dim=-1)
+        return {"next": probabilities.argmax(-1), "probabilities": probabilities}
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,8 @@ class MaskedLM(Task):
     """BERT's masked-language-model pre-training; the model provides ``masked_lm(ids) -> logits``."""
 
     monitor = ("loss", "min")
+    directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
+    data_kind = "tokens"
 
     def __init__(self, config: MaskedLMConfig, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)

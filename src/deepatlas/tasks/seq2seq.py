@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,12 @@ class Seq2Seq(Task):
     """Batches ``(src, tgt)`` with tgt = [BOS] y [EOS] [PAD]...; the model is an encoder-decoder."""
 
     monitor = ("exact_match", "max")
+    directions: ClassVar[Mapping[str, str]] = {
+        "loss": "min", "token_accuracy": "max", "exact_match": "max", "char_accuracy": "max",
+        "beam_exact_match": "max", "beam_char_accuracy": "max",
+    }
+    capabilities = frozenset({"predict"})
+    data_kind = "pairs"
 
     def __init__(self, config: Seq2SeqConfig, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)
@@ -102,6 +108,12 @@ class Seq2Seq(Task):
             out["beam_exact_match"] = float(totals["beam_exact"]) / max(float(totals["sequences"]), 1.0)
             out["beam_char_accuracy"] = float(totals["beam_char_matches"]) / max(float(totals["beam_char_slots"]), 1.0)
         return out
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``output`` token ids (B, L) by beam search (as evaluation decodes), [EOS] replaced by [PAD]."""
+        out = model.beam_search(inputs, self._max_len(inputs), self.config.beam_size, self.config.length_penalty)
+        return {"output": self._decoded(out)}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> Evaluation:

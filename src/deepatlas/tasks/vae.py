@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from torch import nn
 
 from ..registry import TASKS
 from ..schema import option
-from .base import StepOutput, Task
+from .base import Evaluation, ImageGenerationTask, StepOutput
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -79,10 +79,11 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, k: int
     return torch.logsumexp(torch.stack(terms), dim=0) - math.log(k)
 
 
-class VAETask(Task):
+class VAETask(ImageGenerationTask):
     """Maximises the (weighted) ELBO; reports ELBO, reconstruction, KL and active units (nats per image)."""
 
     monitor = ("elbo", "max")
+    directions: ClassVar[Mapping[str, str]] = {"elbo": "max", "reconstruction": "max", "kl": "min", "active_units": "max", "iwae": "max"}
 
     def __init__(self, config: VAETaskConfig, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)
@@ -134,7 +135,20 @@ class VAETask(Task):
         return out
 
     @torch.no_grad()
-    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str) -> list[Path]:
+    def sample(
+        self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
+        generator: torch.Generator | None = None, steps: int | None = None,
+    ) -> torch.Tensor:
+        """n images decoded from the prior, as pixel means in [0, 1] (Bernoulli) or the Gaussian mean."""
+        device = next(model.parameters()).device
+        z = torch.randn(n, model.config.latent_dim, generator=generator).to(device)
+        out = model.decode(z, labels)
+        return torch.sigmoid(out) if model.config.likelihood == "bernoulli" else out
+
+    @torch.no_grad()
+    def figures(
+        self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
+    ) -> list[Path]:
         """Reconstructions, a latent grid over the two most active dimensions (the whole latent space
         when it is 2-D, as in Kingma & Welling's Figure 4) and latent traversals, as PNG grids."""
         from ..report.plots import save_image_grid

@@ -142,27 +142,27 @@ def resolve_monitor(config: Config) -> tuple[str, str]:
     """The monitored validation metric and its mode, as the trainer resolves them (``Trainer._monitor``)."""
     from ..registry import TASKS
 
-    default_name, default_mode = TASKS.get(config.task.name, "task.name").factory.monitor
+    task = TASKS.get(config.task.name, "task.name").factory
+    default_name, default_mode = task.monitor
     name = config.train.monitor or default_name
     bare = name.split("/", 1)[1] if name.startswith("val/") else name
     mode = config.train.mode
     if mode == "auto":
-        mode = default_mode if bare == default_name else _guess_mode(bare)
+        mode = default_mode if bare == default_name else task.direction(bare, config.task.options)
     return f"val/{bare}", mode
 
 
-def _guess_mode(bare: str) -> str:
-    lower_is_better = any(w in bare for w in ("loss", "nll", "ece", "error", "perplexity", "bpc"))
-    return "min" if lower_is_better else "max"
-
-
-def parse_search(raw: Mapping[str, Any] | None, monitor: tuple[str, str] = ("val/loss", "min")) -> SearchSpec:
-    """Validate a ``search:`` mapping; ``monitor`` is the recipe's monitored metric and mode."""
+def parse_search(
+    raw: Mapping[str, Any] | None, monitor: tuple[str, str] = ("val/loss", "min"),
+    directions: Mapping[str, str] | None = None,
+) -> SearchSpec:
+    """Validate a ``search:`` mapping; ``monitor`` is the recipe's monitored metric and mode, ``directions``
+    the task's declared metric directions (``Task.metric_directions``), the default of an objective's."""
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"search: expected a mapping ({', '.join(_SEARCH_KEYS)}), got {raw!r}.")
     schema.check_keys("search", raw, _SEARCH_KEYS)
-    objectives = _parse_objectives(raw, monitor)
+    objectives = _parse_objectives(raw, monitor, directions or {})
     space = _parse_space(raw.get("space"))
     return SearchSpec(objectives, space)
 
@@ -194,14 +194,24 @@ def _direction(value: Any, path: str) -> str:
     return _DIRECTIONS[text]
 
 
-def _default_direction(name: str, monitor: tuple[str, str]) -> str:
+def _default_direction(name: str, monitor: tuple[str, str], directions: Mapping[str, str], path: str) -> str:
     if name in COSTS:
         return "minimize"
-    mode = monitor[1] if name == monitor[0] else _guess_mode(name.split("/", 1)[1])
-    return _DIRECTIONS[mode]
+    if name == monitor[0]:
+        return _DIRECTIONS[monitor[1]]
+    bare = name.split("/", 1)[1]
+    if bare not in directions:
+        raise ConfigError(
+            f"{path}: {name!r} is not a metric this recipe's task reports"
+            + (f" (its metrics: {', '.join(sorted(directions))})" if directions else "")
+            + "; name one of them, or give its direction (max or min)." + suggest(bare, directions)
+        )
+    return _DIRECTIONS[directions[bare]]
 
 
-def _parse_objectives(raw: Mapping[str, Any], monitor: tuple[str, str]) -> tuple[Objective, ...]:
+def _parse_objectives(
+    raw: Mapping[str, Any], monitor: tuple[str, str], known: Mapping[str, str]
+) -> tuple[Objective, ...]:
     if "objectives" in raw:
         for key in ("metric", "direction"):
             if key in raw:
@@ -219,7 +229,7 @@ def _parse_objectives(raw: Mapping[str, Any], monitor: tuple[str, str]) -> tuple
             raise ConfigError(f"search.objectives: {parsed} names an objective twice.")
         directions = raw.get("directions")
         if directions is None:
-            dirs = [_default_direction(n, monitor) for n in parsed]
+            dirs = [_default_direction(n, monitor, known, "search.objectives") for n in parsed]
         else:
             if isinstance(directions, str) or not isinstance(directions, Sequence) or len(directions) != len(parsed):
                 raise ConfigError(
@@ -232,7 +242,7 @@ def _parse_objectives(raw: Mapping[str, Any], monitor: tuple[str, str]) -> tuple
         raise ConfigError("search.directions: goes with search.objectives; for one metric use search.direction.")
     name = _metric_name(raw["metric"], "search.metric") if raw.get("metric") is not None else monitor[0]
     direction = _direction(raw["direction"], "search.direction") if raw.get("direction") is not None else (
-        _default_direction(name, monitor)
+        _default_direction(name, monitor, known, "search.metric")
     )
     return (Objective(name, direction),)
 

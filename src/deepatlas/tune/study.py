@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, one_of, suggest
 from ..io import derive_seed, write_json
+from ..registry import TASKS
 from .callbacks import MetricNotFound, PruningCallback, TrialLink
 from .objectives import objective_values
 from .space import (
@@ -107,7 +108,8 @@ def tune(
         raise ConfigError(f"--trials: must be >= 1, got {trials}.")
     overrides = _as_strings(overrides)
     config = _load(recipe, overrides)
-    spec = parse_search(config.search, resolve_monitor(config))
+    task = TASKS.get(config.task.name, "task.name").factory
+    spec = parse_search(config.search, resolve_monitor(config), task.metric_directions(config.task.options))
     _check_space(recipe, overrides, spec)
     chosen_sampler, chosen_pruner = _strategies(sampler, pruner, spec, config, seed)  # fail before a study exists
     root = RunStore(runs_dir).root

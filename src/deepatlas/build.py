@@ -1,0 +1,99 @@
+"""From a resolved config to the objects of a run: the one builder that train, resume, evaluate and load share.
+
+A recipe names a model, a task and a dataset; the dataset's ``meta`` fills the model's
+data-bound keys (classes, channels, input size, vocabulary). ``build`` returns the model,
+the task and the resolved config for a data bundle; ``load_weights`` puts a checkpoint's
+weights (EMA weights when kept) into a freshly built model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import schema
+from .config import Config
+from .engine.checkpoint import load_checkpoint
+from .errors import CheckpointError, ConfigError
+from .models.base import DATA_BOUND_FIELDS
+from .registry import MODELS, TASKS
+from .tasks.base import Task
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
+    """Fill data-bound model keys (classes, channels, input size) from the dataset.
+
+    A key left at its preset value takes the data's value; a key set to
+    something else that disagrees with the data is an error.
+    """
+    entry = MODELS.get(config.model.name, "model.name")
+    options, preset = config.model.options, entry.config
+    updates = {}
+    for key in DATA_BOUND_FIELDS:
+        if not hasattr(options, key) or meta.get(key) is None:
+            continue
+        have, want = getattr(options, key), meta[key]
+        if have == want:
+            continue
+        if have != getattr(preset, key):
+            raise ConfigError(
+                f"model.{key}: is {have}, but dataset {config.data.name} has {key} = {want} "
+                f"(remove model.{key} to take it from the data)."
+            )
+        updates[key] = want
+    context = meta.get("block_size")
+    if context is not None and getattr(options, "block_size", context) < context:
+        raise ConfigError(
+            f"model.block_size: {options.block_size} is shorter than the data's windows (data.block_size={context})."
+        )
+    options = schema.replace(options, updates, "model")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
+
+
+def build_model(config: Config) -> nn.Module:
+    """The model of a (resolved) config, freshly initialised."""
+    return MODELS.get(config.model.name, "model.name").factory(config.model.options)
+
+
+def build_task(config: Config, meta: Mapping[str, Any]) -> Task:
+    return TASKS.get(config.task.name, "task.name").factory(config.task.options, meta)
+
+
+class Built(NamedTuple):
+    config: Config  # with the data-bound model keys resolved
+    task: Task
+    model: nn.Module  # freshly initialised from config.train.seed
+
+
+def build(config: Config, meta: Mapping[str, Any]) -> Built:
+    """The resolved config, the task and the seeded, freshly initialised model for data with ``meta``."""
+    config = resolve_model_config(config, meta)
+    task = build_task(config, meta)
+    seed_everything(config.train.seed)
+    return Built(config, task, build_model(config))
+
+
+def load_weights(model: nn.Module, task: Task, path: Path) -> tuple[dict[str, Any], bool]:
+    """Load checkpoint ``path`` into ``model`` (EMA weights when the run kept them); (checkpoint, used EMA)."""
+    ckpt = load_checkpoint(path)
+    use_ema = ckpt.get("ema") is not None
+    try:
+        model.load_state_dict(ckpt["model"])
+        if use_ema:  # the averaged module: the whole model, or a part of it (a GAN's generator)
+            task.ema_target(model).load_state_dict(ckpt["ema"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: does not fit the run's model ({exc}).") from None
+    return ckpt, use_ema

@@ -1,0 +1,232 @@
+"""Use a trained model from Python: ``deepatlas.load(run_or_folder).predict(raw_inputs)``.
+
+``load`` returns a :class:`Predictor`: the trained model in eval mode with its resolved
+config, the task, the class names and the run's fitted preprocessing, so that raw inputs
+(pixels, image files, PIL images, strings, a graph) go in and what a user wants comes out
+(labels and probabilities, decoded sequences, images, text). What a run can do is what its
+task declares (``Task.capabilities``); anything else is a one-line error naming the run.
+
+``export(run, folder)`` writes a self-contained folder (``config.yaml``, ``model.safetensors``,
+``preprocess.json``, the tokenizer, ``deepatlas-export.json``) that ``load`` reads without
+the run store, as ``save_pretrained``/``from_pretrained`` do in Hugging Face::
+
+    predictor = deepatlas.load("20261202-quickstart-ab12")
+    predictor.predict(images)          # ['7', '2', ...]
+    predictor.export("digits-mlp")     # deepatlas.load("digits-mlp") gives the same outputs
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .build import build_model, build_task, load_weights
+from .config import Config, load_recipe
+from .data.preprocess import FILE as PREPROCESS_FILE
+from .data.preprocess import Preprocessor, load_preprocessor, save_preprocessor
+from .engine.device import resolve_device
+from .errors import CheckpointError, RunError
+from .io import atomic_path, write_json, write_text
+from .tasks.base import Task
+from .tracking import Run, RunStore
+
+MANIFEST = "deepatlas-export.json"
+WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class Predictor:
+    """A trained model ready for raw inputs. ``model`` is the plain ``nn.Module`` (eval mode)."""
+
+    def __init__(
+        self, model: nn.Module, config: Config, task: Task, preprocessor: Preprocessor, meta: Mapping[str, Any],
+        source: str, run: Run | None = None,
+    ) -> None:
+        self.model, self.config, self.task, self.preprocessor = model.eval(), config, task, preprocessor
+        self.meta, self.source, self.run = dict(meta), source, run
+
+    def __repr__(self) -> str:
+        can = ", ".join(sorted(self.task.capabilities)) or "nothing beyond evaluation"
+        return f"Predictor({self.config.model.name} / {self.config.task.name} from {self.source}; can: {can})"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.meta.get("class_names")
+
+    def _require(self, capability: str) -> None:
+        if not self.task.can(capability):
+            offers = ", ".join(sorted(self.task.capabilities)) or "nothing beyond evaluation"
+            raise RunError(f"{self.source}: a {self.config.task.name} run cannot {capability} (it can: {offers}).")
+
+    # ----------------------------------------------------------------- predictions
+
+    def preprocess(self, raw: Any) -> Any:
+        """Raw inputs -> model inputs on the model's device, as the run's data made them."""
+        inputs = self.preprocessor(raw)
+        return inputs.to(self.device)
+
+    @torch.no_grad()
+    def outputs(self, raw: Any) -> dict[str, torch.Tensor]:
+        """The task's predictions for raw inputs, as tensors (see ``Task.predict``)."""
+        self._require("predict")
+        return self.task.predict(self.model, self.preprocess(raw))
+
+    def predict(self, raw: Any) -> Any:
+        """What a user wants for raw inputs: class names (or ids) for a classifier, decoded strings for
+        a sequence-to-sequence model, the most likely next token after each string for a language model."""
+        out = self.outputs(raw)
+        if "label" in out:
+            labels = out["label"].cpu().numpy()
+            names = self.class_names
+            return [names[i] for i in labels] if names else labels
+        tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        if "output" in out:
+            pad = self.meta.get("pad_id")
+            return [tokenizer.decode([i for i in row if i != pad]) for row in out["output"].tolist()]
+        if "next" in out:
+            return [tokenizer.decode([row[-1]]) for row in out["next"].tolist()]
+        return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def predict_proba(self, raw: Any) -> np.ndarray:
+        """Class probabilities (N, K) for a classifier; next-token distributions (N, T, vocab) for a language model."""
+        out = self.outputs(raw)
+        if "probabilities" not in out:
+            raise RunError(f"{self.source}: a {self.config.task.name} run predicts no probabilities.")
+        return out["probabilities"].cpu().numpy()
+
+    # ----------------------------------------------------------------- generation
+
+    def sample(self, n: int = 64, *, label: int | None = None, steps: int | None = None, seed: int = 0) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [0, 1] from a VAE, GAN or diffusion run; deterministic in ``seed``."""
+        from .evaluation import generate_images
+
+        self._require("sample")
+        labels = self.task.sample_labels(self.model, n, label)
+        return generate_images(self.model, self.task, labels, n, steps=steps, seed=seed)
+
+    def stream(
+        self, prompt: str = "", *, max_new_tokens: int = 500, temperature: float = 0.8, top_k: int | None = 200,
+        top_p: float | None = None, seed: int = 0,
+    ) -> Iterator[str]:
+        """Text after ``prompt`` from a language-model run, yielded piece by piece as it is generated."""
+        self._require("generate")
+        tokenizer = self.preprocessor.tokenizer  # type: ignore[attr-defined]
+        ids = tokenizer.encode(prompt) if prompt else [0]
+        context = torch.tensor([ids], dtype=torch.long, device=self.device)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        produced: list[int] = []
+        shown = ""
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": generator}
+        for token in self.task.generate(self.model, context, max_new_tokens, **sampling):
+            produced.append(int(token[0]))
+            text = tokenizer.decode(produced)  # decode the whole tail: BPE pieces can span tokens
+            if len(text) > len(shown) and not text.endswith("\ufffd"):
+                yield text[len(shown):]
+                shown = text
+
+    def generate(self, prompt: str = "", **options: Any) -> str:
+        """The whole text ``stream`` yields, as one string."""
+        return "".join(self.stream(prompt, **options))
+
+    # ----------------------------------------------------------------- export
+
+    def export(self, folder: str | Path) -> Path:
+        """Write a self-contained folder that ``deepatlas.load(folder)`` reads without the run store."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder).expanduser()
+        if folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+            raise RunError(f"{folder}: exists and is not an export folder; choose an empty or new folder.")
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text(folder / "config.yaml", self.config.to_yaml())
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(state, str(tmp), metadata={"source": self.source})
+        save_preprocessor(self.preprocessor, folder)
+        import deepatlas
+
+        write_json(folder / MANIFEST, {
+            "format": "deepatlas-export", "version": FORMAT_VERSION, "deepatlas": deepatlas.__version__,
+            "source": self.source, "model": self.config.model.name, "task": self.config.task.name,
+            "capabilities": sorted(self.task.capabilities), "meta": self.meta,
+        })
+        return folder
+
+
+def load(
+    ref: str | Path | Run, *, device: str | None = None, checkpoint: str = "best", runs_dir: str | Path | None = None,
+) -> Predictor:
+    """A :class:`Predictor` for a run (id, unique prefix, folder or :class:`Run`) or an export folder.
+
+    ``checkpoint``: ``best`` (falls back to ``last``) or ``last`` (runs only). ``device``: default the
+    run's ``train.device`` (``auto``: CUDA, then MPS, then CPU).
+    """
+    if not isinstance(ref, Run) and (Path(ref).expanduser() / MANIFEST).is_file():
+        return _load_export(Path(ref).expanduser(), device)
+    from .api import checkpoint_path
+
+    run = ref if isinstance(ref, Run) else RunStore(runs_dir).open(ref)
+    config = run.config
+    meta = (run.summary.get("data") or {}).get("meta") or {}
+    task = build_task(config, meta)
+    model = build_model(config)
+    load_weights(model, task, checkpoint_path(run, checkpoint))
+    model.to(resolve_device(device or config.train.device))
+    return Predictor(model, config, task, _run_preprocessor(run), meta, run.id, run)
+
+
+def _run_preprocessor(run: Run) -> Preprocessor:
+    if (run.path / PREPROCESS_FILE).is_file():
+        return load_preprocessor(run.path)
+    from .data import (
+        load_dataset,  # a run from before preprocessing was saved: refit it from its data
+    )
+
+    return load_dataset(run.config.data, state_dir=run.path).preprocessor()
+
+
+def _load_export(folder: Path, device: str | None) -> Predictor:
+    from safetensors.torch import load_file
+
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != "deepatlas-export" or manifest.get("version") != FORMAT_VERSION:
+            raise ValueError(f"format {manifest.get('format')!r} version {manifest.get('version')!r}")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / MANIFEST}: not a deepatlas export (version {FORMAT_VERSION}) ({exc}).") from None
+    config = load_recipe(folder / "config.yaml")
+    meta = manifest.get("meta") or {}
+    task = build_task(config, meta)
+    model = build_model(config)
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS}: does not fit the exported model ({exc}).") from None
+    model.to(resolve_device(device or config.train.device))
+    return Predictor(model, config, task, load_preprocessor(folder), meta, str(manifest.get("source") or folder))
+
+
+def export(
+    ref: str | Path | Run, out: str | Path, *, checkpoint: str = "best", runs_dir: str | Path | None = None,
+) -> Path:
+    """Export a run (its ``checkpoint`` weights, EMA when kept) as a self-contained folder ``out``."""
+    return load(ref, device="cpu", checkpoint=checkpoint, runs_dir=runs_dir).export(out)
+
+
+def copy_export(src: str | Path, dst: str | Path) -> Path:
+    """Copy an export folder (e.g. onto a machine without the run store)."""
+    return Path(shutil.copytree(src, dst))
+
+
+__all__: Sequence[str] = ("Predictor", "export", "load")
