@@ -16,16 +16,11 @@ import pytest
 import torch
 
 from deepatlas.config import load_recipe
-from deepatlas.data import graphs, load_dataset
-from deepatlas.data.graphs import (
-    Graph,
-    batch_graphs,
-    graph_atlas,
-    kfold_indices,
-    load_edge_list,
-    load_planetoid,
-    safe_unpickle,
-)
+from deepatlas.data import load_dataset, planetoid
+from deepatlas.data.graph import Graph, batch_graphs
+from deepatlas.data.graph_atlas import graph_atlas, kfold_indices
+from deepatlas.data.graph_csv import load_edge_list
+from deepatlas.data.planetoid import load_planetoid, safe_unpickle
 from deepatlas.errors import ConfigError, DataError
 
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
@@ -214,7 +209,7 @@ def test_loader_reads_files_with_the_restricted_unpickler(
     evil = pickle.dumps(Evil(), protocol=2)
     (folder / "ind.cora.x").write_bytes(evil)
     # even a file whose checksum is trusted must not run code
-    monkeypatch.setitem(graphs.PLANETOID_SHA256, "ind.cora.x", hashlib.sha256(evil).hexdigest())
+    monkeypatch.setitem(planetoid.PLANETOID_SHA256, "ind.cora.x", hashlib.sha256(evil).hexdigest())
     with pytest.raises(DataError, match=r"ind\.cora\.x: refused to unpickle global (os|posix|nt)\.system"):
         load_planetoid("cora", str(tmp_path / "data"))
     assert not marker.exists()
@@ -245,7 +240,7 @@ def test_download_is_verified_and_cached(planetoid_dir: Path, tmp_path: Path, mo
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(graphs, "PLANETOID_URL", f"http://127.0.0.1:{server.server_port}/")
+        monkeypatch.setattr(planetoid, "PLANETOID_URL", f"http://127.0.0.1:{server.server_port}/")
         monkeypatch.setenv("DEEPATLAS_DATA_DIR", str(tmp_path / "empty"))
         g = load_planetoid("cora")
         assert g.num_nodes == 2708
@@ -429,7 +424,6 @@ def test_graph_atlas_bundle_batches(atlas: list[Graph]) -> None:
 
 
 def test_neighbor_sampler_keeps_at_most_s_incoming_edges_per_node() -> None:
-    from deepatlas.data.graphs import Graph
     from deepatlas.data.sampling import NeighborSampler
 
     torch.manual_seed(0)

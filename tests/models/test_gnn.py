@@ -6,23 +6,26 @@ import pytest
 import torch
 from torch import nn
 
-from deepatlas.models import count_parameters, gnn
+from deepatlas.models import count_parameters
 from deepatlas.models.gnn import (
     GAT,
     GCN,
     GIN,
-    AttentionReadout,
     DeepSets,
     DeepSetsConfig,
-    DropEdge,
     GATConfig,
-    GATConv,
     GCNConfig,
-    GCNConv,
     GINConfig,
-    GINConv,
     GraphSAGE,
     SAGEConfig,
+)
+from deepatlas.nn import gnn
+from deepatlas.nn.gnn import (
+    AttentionReadout,
+    DropEdge,
+    GATConv,
+    GCNConv,
+    GINConv,
     SAGEConv,
     SparseFeatures,
 )

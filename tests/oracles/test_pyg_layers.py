@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepatlas.models.gnn import GATConv, GCNConv, GINConv, SAGEConv
+from deepatlas.nn.gnn import GATConv, GCNConv, GINConv, SAGEConv
 
 try:
     with warnings.catch_warnings():  # PyG's import calls the deprecated torch.jit.script

@@ -77,7 +77,7 @@ def _epoch_fn(model: nn.Module, forward: Callable[[], torch.Tensor], y: torch.Te
 
 def run(bench: GNNBench | None = None, device: torch.device | None = None, root: str | None = None) -> list[dict[str, Any]]:
     """One row per (dataset, model): ms per training epoch of both and the ratio PyG / ours."""
-    from ..data.graphs import load_planetoid
+    from ..data.planetoid import load_planetoid
 
     b = bench or GNNBench()
     device = device or torch.device("cpu")

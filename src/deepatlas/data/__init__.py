@@ -13,15 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import DATASETS
-from .graphs import (
-    GraphAtlasOptions,
-    GraphCsvOptions,
-    PlanetoidOptions,
-    load_graph_atlas,
-    load_graph_csv,
-    load_planetoid_data,
-)
+from .graph_atlas import GraphAtlasOptions, load_graph_atlas
+from .graph_csv import GraphCsvOptions, load_graph_csv
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
+from .planetoid import PlanetoidOptions, load_planetoid_data
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
 from .sources import load_digits, load_fashion_mnist, load_image_folder
 from .text import TextData, TextFileOptions, TextOptions, load_text, load_tiny_shakespeare

@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from ..errors import DataError
 from ..schema import option
 from .bundle import SplitBundle
-
-if TYPE_CHECKING:
-    from .graphs import Graph
+from .graph import Graph
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,6 @@ class LinkData(SplitBundle):
     """Full-batch link prediction on one graph; the engine's data-bundle protocol."""
 
     def __init__(self, name: str, graph: Graph, config: Any) -> None:
-        from .graphs import Graph
-
         opts: LinkOptions = config.options
         self.name, self.config = name, config
         n = graph.num_nodes

@@ -12,15 +12,13 @@ a node with at most S neighbours keeps them all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from ..errors import ConfigError
 from ..schema import option
-
-if TYPE_CHECKING:
-    from .graphs import Graph
+from .graph import Graph
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,6 @@ class NeighborSampler:
 
     def sample(self, targets: torch.Tensor, gen: torch.Generator) -> tuple[Graph, torch.Tensor]:
         """The sampled subgraph (targets are its first nodes) and the mask of the targets."""
-        from .graphs import Graph
-
         g = self.graph
         nodes, frontier, picked = targets, targets, []
         for size in self.sizes:
