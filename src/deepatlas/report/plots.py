@@ -74,25 +74,36 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     return _save(fig, path)
 
 
-def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
-    """Reliability diagram: accuracy against confidence per bin, with the diagonal."""
+def reliability_figure(calibration: dict[str, np.ndarray], title: str = "") -> Any:
+    """Reliability diagram (Guo et al., 2017, Fig. 1): per confidence bin, the accuracy as a bar, the
+    bin's mean confidence as a dash, and the gap between the two hatched (the terms of the ECE, whose
+    value the legend gives). ``calibration`` holds per-bin sums: ``count``, ``confidence``, ``correct``."""
     count = np.asarray(calibration["count"], dtype=float)
     bins = len(count)
-    centres = (np.arange(bins) + 0.5) / bins
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.asarray(calibration["correct"]) / count
-        confidence = np.asarray(calibration["confidence"]) / count
+    used = count > 0  # an empty bin has no accuracy: drawn as nothing rather than as a zero bar
+    centres = ((np.arange(bins) + 0.5) / bins)[used]
+    accuracy = np.asarray(calibration["correct"], dtype=float)[used] / count[used]
+    confidence = np.asarray(calibration["confidence"], dtype=float)[used] / count[used]
+    ece = float((count[used] * np.abs(accuracy - confidence)).sum() / max(count.sum(), 1.0))
     fig, ax = _figure(figsize=(4.5, 4.5))
-    ax.bar(centres, np.nan_to_num(accuracy), width=1 / bins, edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot(confidence, accuracy, "o", color="C3", ms=3, label="mean confidence")
-    ax.plot([0, 1], [0, 1], "--", color="gray")
+    ax.bar(centres, accuracy, width=1 / bins, color="C0", edgecolor="black", alpha=0.7, label="accuracy")
+    ax.bar(centres, np.abs(confidence - accuracy), bottom=np.minimum(accuracy, confidence), width=1 / bins,
+           facecolor="none", hatch="///", edgecolor="C3", linewidth=0.8, label=f"gap to confidence (ECE {ece:.3f})")
+    ax.plot(centres, confidence, "_", color="C3", ms=230 / bins, mew=2,  # about a bar wide
+            label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, 1.02)  # a full bar's top edge stays visible
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)  # off the bars
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """The :func:`reliability_figure` of ``calibration`` as a PNG."""
+    return _save(reliability_figure(calibration, title), path)
 
 
 def save_image_grid(images: Any, path: str | Path, nrow: int | None = None, pad: int = 2) -> Path:
