@@ -204,7 +204,8 @@ def parallel_figure(
         best = rank == len(order) - 1
         ax.plot(xs, [heights[i] for heights, _ in placed], color=colours(goodness(score[i])),
                 lw=2.6 if best else 1.4, alpha=1.0 if best else (0.85 if len(score) <= 100 else 0.5), zorder=2 + best)
-    ax.vlines(xs, _UNSET - 0.06, 1.05, color="black", lw=0.8, zorder=4)  # a collection: ax.lines are the trials
+    bottom = (_UNSET if any(label == "unset" for _, ticks in placed for _, label in ticks) else 0.0) - 0.06
+    ax.vlines(xs, bottom, 1.05, color="black", lw=0.8, zorder=4)  # a collection: ax.lines are the trials
     for x, (_, ticks) in zip(xs, placed, strict=True):
         for y, label in ticks:
             ax.text(x - 0.04, y, label, ha="right", va="center", fontsize=7, zorder=5,
@@ -214,13 +215,14 @@ def parallel_figure(
     ax.set_facecolor("white")  # not a style's grey (Optuna's plots switch to ggplot): the palest line must show
     ax.grid(False)
     ax.set_xlim(-0.5, len(columns) - 0.7)
-    ax.set_ylim(_UNSET - 0.06, 1.05)
+    ax.set_ylim(bottom, 1.05)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(lo, hi), cmap=colours if higher_is_better
-                                                     else colours.reversed()), ax=ax, pad=0.02)
-    bar.set_label(f"{score_name} ({'higher' if higher_is_better else 'lower'} is better)")
-    ax.set_title(title or f"parallel coordinates of {len(score)} trials")
+    if hi > lo:  # one value has no scale to show
+        cmap = colours if higher_is_better else colours.reversed()
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), ax=ax, pad=0.02)
+        bar.set_label(f"{score_name} ({'higher' if higher_is_better else 'lower'} is better)")
+    ax.set_title(title or f"parallel coordinates of {len(score)} trial{'s' if len(score) != 1 else ''}")
     return fig
 
 

@@ -173,7 +173,7 @@ def parallel_plot(study: Any, index: int, objective: dict[str, str]) -> Any:
     ]
     return parallel_figure(axes, [t.values[index] for t in trials], objective["name"],
                            higher_is_better=objective["direction"] == "maximize",
-                           title=f"{study.study_name}: {len(trials)} completed trials")
+                           title=f"{study.study_name}: {len(trials)} completed trial{'s' if len(trials) != 1 else ''}")
 
 
 def _slug(text: str) -> str:
