@@ -6,7 +6,10 @@ outcome: COMPLETE with the objective values, PRUNED when the pruning callback st
 when the run failed or raised (the study goes on). The study lives in an Optuna storage, by default
 the SQLite file ``<runs_dir>/studies.db``; any Optuna URL (``postgresql://...``) lets several
 workers share one study. Studies are created with ``load_if_exists``, so calling ``tune`` again
-with the same name continues an interrupted study.
+with the same name continues an interrupted study. SIGTERM or Ctrl-C stops the running trial's
+training after its step (its run ``interrupted``, with a checkpoint), tells the trial FAIL with the
+user attribute ``interrupted`` (the signal), starts no other trial and logs how to resume; a second
+signal stops at once.
 
 Each trial's user attributes hold its run id, overrides and compute (train FLOPs = FLOPs per
 training example x examples seen; CPU and wall seconds; epochs done of planned), so that a study's
