@@ -25,6 +25,19 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def plan_line(total_steps: int, epochs: int, steps_per_epoch: int, max_steps: int | None) -> str:
+    """What the run will do: ``training 200 steps (max_steps; an epoch is 250 steps)`` or
+    ``training 500 steps (2 epochs x 250 steps)``. With ``max_steps`` the epoch count is only where
+    the steps run out, so it is not shown as a product that would not equal the total."""
+    if max_steps is not None:
+        return f"training {_count(total_steps, 'step')} (max_steps; an epoch is {_count(steps_per_epoch, 'step')})"
+    return f"training {_count(total_steps, 'step')} ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'step')})"
+
+
 def format_metrics(metrics: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
     parts = []
     for key, value in metrics.items():
@@ -52,10 +65,8 @@ class ProgressBar(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.plain:
-            log.info(
-                "training %d steps (%d epochs x %d steps) on %s", trainer.total_steps, trainer.epochs,
-                trainer.steps_per_epoch, trainer.device,
-            )
+            plan = plan_line(trainer.total_steps, trainer.epochs, trainer.steps_per_epoch, trainer.train_config.max_steps)
+            log.info("%s on %s", plan, trainer.device)
             return
         from rich.console import Console
         from rich.progress import (

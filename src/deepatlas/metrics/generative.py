@@ -12,7 +12,8 @@ Statistics are accumulated in float64; the covariance square root uses scipy.lin
 The features: Inception-v3 weights are not available offline, so the metrics use a network
 deepatlas trains itself, ``featurenet-fashion-mnist-v1`` (models/cnn.py ``FeatureNet``: five 3x3
 convolutions with BatchNorm, global average pool, 128 features; recipe
-featurenet-fashion-mnist, seed 0). Its weights ship beside this module and are checked against
+featurenet-fashion-mnist, seed 0; ``deepatlas.evaluation.export_feature_network`` writes a
+version from a trained run). Its weights ship beside this module and are checked against
 their sha256 before use, so every number computed with version 1 is computed with the same
 network. It takes 1x28x28 images in [0, 1], so the metrics apply to Fashion-MNIST-shaped data.
 The FD estimate is biased upwards at small sample counts (as the FID is): compare numbers at
@@ -96,25 +97,6 @@ def load_feature_network(path: str | Path | None = None) -> nn.Module:
     except (RuntimeError, OSError) as exc:
         raise CheckpointError(f"{path}: not the feature network's weights ({exc}).") from None
     return net.eval()
-
-
-def export_feature_network(run_ref: str | Path, path: str | Path) -> str:
-    """Write a trained featurenet run's weights (best checkpoint) as a safetensors file; returns its sha256.
-
-    How a version is made: ``deepatlas train featurenet-fashion-mnist``, then this function
-    onto ``FEATURE_WEIGHTS`` and the printed digest into ``FEATURE_SHA256``.
-    """
-    from safetensors.torch import save_file
-
-    from .. import api
-    from ..io import atomic_path
-
-    run = api.open_run(run_ref)
-    model, *_ = api.load_trained_model(run, run.config, api.build_task(run.config, {}), "best")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata={"name": FEATURE_NETWORK, "run": run.id})
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @torch.no_grad()

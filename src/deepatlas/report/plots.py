@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,25 +75,155 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     return _save(fig, path)
 
 
-def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
-    """Reliability diagram: accuracy against confidence per bin, with the diagonal."""
+def reliability_figure(calibration: dict[str, np.ndarray], title: str = "") -> Any:
+    """Reliability diagram (Guo et al., 2017, Fig. 1): per confidence bin, the accuracy as a bar, the
+    bin's mean confidence as a dash, and the gap between the two hatched (the terms of the ECE, whose
+    value the legend gives). ``calibration`` holds per-bin sums: ``count``, ``confidence``, ``correct``."""
     count = np.asarray(calibration["count"], dtype=float)
     bins = len(count)
-    centres = (np.arange(bins) + 0.5) / bins
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.asarray(calibration["correct"]) / count
-        confidence = np.asarray(calibration["confidence"]) / count
+    used = count > 0  # an empty bin has no accuracy: drawn as nothing rather than as a zero bar
+    centres = ((np.arange(bins) + 0.5) / bins)[used]
+    accuracy = np.asarray(calibration["correct"], dtype=float)[used] / count[used]
+    confidence = np.asarray(calibration["confidence"], dtype=float)[used] / count[used]
+    ece = float((count[used] * np.abs(accuracy - confidence)).sum() / max(count.sum(), 1.0))
     fig, ax = _figure(figsize=(4.5, 4.5))
-    ax.bar(centres, np.nan_to_num(accuracy), width=1 / bins, edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot(confidence, accuracy, "o", color="C3", ms=3, label="mean confidence")
-    ax.plot([0, 1], [0, 1], "--", color="gray")
+    ax.bar(centres, accuracy, width=1 / bins, color="C0", edgecolor="black", alpha=0.7, label="accuracy")
+    ax.bar(centres, np.abs(confidence - accuracy), bottom=np.minimum(accuracy, confidence), width=1 / bins,
+           facecolor="none", hatch="///", edgecolor="C3", linewidth=0.8, label=f"gap to confidence (ECE {ece:.3f})")
+    ax.plot(centres, confidence, "_", color="C3", ms=230 / bins, mew=2,  # about a bar wide
+            label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, 1.02)  # a full bar's top edge stays visible
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)  # off the bars
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_reliability(calibration: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """The :func:`reliability_figure` of ``calibration`` as a PNG."""
+    return _save(reliability_figure(calibration, title), path)
+
+
+@dataclass(frozen=True)
+class ParallelAxis:
+    """One vertical axis of a parallel-coordinates plot: a value per line (None where a line has none,
+    e.g. a conditional parameter); ``log`` for a log scale; ``choices`` (in tick order) for a category."""
+
+    name: str
+    values: Sequence[Any]
+    log: bool = False
+    choices: Sequence[Any] | None = None
+
+
+_UNSET = -0.12  # where a line without a value crosses an axis, below its range
+
+
+def _short(value: Any, width: int = 9) -> str:
+    """A tick label that fits between two axes: 3 significant digits, ``1e-4`` not ``1e-04``."""
+    if isinstance(value, float):
+        text = f"{value:.3g}".replace("e-0", "e-").replace("e+0", "e")
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _axis_name(name: str) -> str:
+    """``optim.weight_decay`` as two short lines (section over key), level, so neighbours cannot touch."""
+    section, _, key = name.partition(".")
+    return f"{section}\n{_short(key, 14)}" if key else _short(section, 14)
+
+
+def _numeric_ticks(lo: float, hi: float, log: bool) -> list[float]:
+    """The ends of the range and up to three round values inside it, none closer than 15% of the axis."""
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    if hi <= lo:
+        return [lo]
+    inner = LogLocator(base=10, numticks=5).tick_values(lo, hi) if log else MaxNLocator(nbins=4).tick_values(lo, hi)
+    where = (lambda v: (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))) if log else (
+        lambda v: (v - lo) / (hi - lo))
+    ticks = [lo, hi]
+    for value in inner:
+        if lo < value < hi and all(abs(where(value) - where(t)) >= 0.15 for t in ticks):
+            ticks.append(float(value))
+    return sorted(ticks)
+
+
+def _axis_positions(axis: ParallelAxis) -> tuple[list[float], list[tuple[float, str]]]:
+    """Each line's height on ``axis`` in [0, 1] (``_UNSET`` without a value) and the axis's ticks."""
+    present = [v for v in axis.values if v is not None]
+    unset = [(_UNSET, "unset")] if len(present) < len(axis.values) else []
+    if axis.choices is not None or any(isinstance(v, str | bool) for v in present):
+        choices = list(axis.choices) if axis.choices is not None else sorted(set(present), key=str)
+        step = 1.0 / max(len(choices) - 1, 1)
+        where = {c: (i * step if len(choices) > 1 else 0.5) for i, c in enumerate(choices)}
+        heights = [where[v] if v is not None else _UNSET for v in axis.values]
+        return heights, [(where[c], _short(c)) for c in choices] + unset
+    numbers = [float(v) for v in present]
+    lo, hi = min(numbers), max(numbers)
+    log = axis.log and lo > 0
+
+    def height(v: float) -> float:
+        if hi == lo:
+            return 0.5
+        return (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) if log else (v - lo) / (hi - lo)
+
+    heights = [height(float(v)) if v is not None else _UNSET for v in axis.values]
+    labels = [(height(t), _short(int(t) if t == int(t) and abs(t) >= 1 else t)) for t in _numeric_ticks(lo, hi, log)]
+    return heights, labels + unset
+
+
+def parallel_figure(
+    axes: Sequence[ParallelAxis], score: Sequence[float], score_name: str, higher_is_better: bool, title: str = ""
+) -> Any:
+    """Parallel coordinates: one line per trial through the score's axis and each parameter's, coloured
+    by the score. Best lines are dark, drawn last and thickest; the worst end of the colour map is a
+    saturated red-orange, visible on white. Ticks are a few rounded values per axis, so that labels of
+    neighbouring axes and of one axis do not collide."""
+    import matplotlib
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    score = [float(s) for s in score]
+    columns = [ParallelAxis(score_name, score), *axes]
+    placed = [_axis_positions(a) for a in columns]
+    fig, ax = _figure(figsize=(max(6.0, 1.1 * len(columns) + 2.0), 4.8))
+    # plasma from dark blue to red-orange (its pale orange and yellow end left out): best dark, worst red-orange
+    colours = LinearSegmentedColormap.from_list("best-dark", matplotlib.colormaps["plasma"](np.linspace(0.68, 0.0, 64)))
+    lo, hi = min(score), max(score)
+
+    def goodness(value: float) -> float:  # 0 for the worst trial, 1 for the best
+        t = (value - lo) / (hi - lo) if hi > lo else 1.0
+        return t if higher_is_better else 1.0 - t
+
+    order = sorted(range(len(score)), key=lambda i: score[i] if higher_is_better else -score[i])  # worst first
+    xs = list(range(len(columns)))
+    for rank, i in enumerate(order):
+        best = rank == len(order) - 1
+        ax.plot(xs, [heights[i] for heights, _ in placed], color=colours(goodness(score[i])),
+                lw=2.6 if best else 1.4, alpha=1.0 if best else (0.85 if len(score) <= 100 else 0.5), zorder=2 + best)
+    bottom = (_UNSET if any(label == "unset" for _, ticks in placed for _, label in ticks) else 0.0) - 0.06
+    ax.vlines(xs, bottom, 1.05, color="black", lw=0.8, zorder=4)  # a collection: ax.lines are the trials
+    for x, (_, ticks) in zip(xs, placed, strict=True):
+        for y, label in ticks:
+            ax.text(x - 0.04, y, label, ha="right", va="center", fontsize=7, zorder=5,
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7})
+    ax.set_xticks(xs, [_axis_name(a.name) for a in columns], fontsize=8)
+    ax.set_yticks([])
+    ax.set_facecolor("white")  # not a style's grey (Optuna's plots switch to ggplot): the palest line must show
+    ax.grid(False)
+    ax.set_xlim(-0.5, len(columns) - 0.7)
+    ax.set_ylim(bottom, 1.05)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    if hi > lo:  # one value has no scale to show
+        cmap = colours if higher_is_better else colours.reversed()
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), ax=ax, pad=0.02)
+        bar.set_label(f"{score_name} ({'higher' if higher_is_better else 'lower'} is better)")
+    ax.set_title(title or f"parallel coordinates of {len(score)} trial{'s' if len(score) != 1 else ''}")
+    return fig
 
 
 def save_image_grid(images: Any, path: str | Path, nrow: int | None = None, pad: int = 2) -> Path:

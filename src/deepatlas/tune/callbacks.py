@@ -8,6 +8,7 @@ last checkpoint and ``status: pruned`` in its summary; the driver then tells the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,29 @@ class PruningCallback(Callback):
         if self.trial.should_prune():
             self.pruned_at = epoch
             trainer.request_stop("pruned", f"pruned at epoch {epoch} ({self.metric} {value:.4g}) by the search's pruner")
+
+
+class StopWhenAsked(Callback):
+    """Stops the run at the next step boundary once ``asked()`` names a signal.
+
+    A signal that reaches the study while no trainer handles signals (the trial's data loading, model
+    building) sets the study's flag; this callback passes it on, so the trial's run ends as it would
+    under the trainer's own handler: ``status: interrupted``, told to the study, no training wasted.
+    """
+
+    def __init__(self, asked: Callable[[], str | None]) -> None:
+        self.asked = asked
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._check(trainer)
+
+    def on_train_step_end(self, trainer: Trainer) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: Trainer) -> None:
+        name = self.asked()
+        if name is not None:
+            trainer.request_stop("interrupted", f"stopped by {name} (the study was asked to stop)")
 
 
 class TrialLink(Callback):

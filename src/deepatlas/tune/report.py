@@ -1,8 +1,8 @@
 """Studies after the fact: list them, and report one (best trials, importances, plots, compute).
 
-Plots are Optuna's matplotlib figures, written atomically as PNGs into ``<runs_dir>/studies/<name>/``:
-the optimisation history and parallel coordinates of each objective, and the Pareto front of a study
-with two or three objectives. Parameter importances are Optuna's default evaluator (PED-ANOVA in
+Plots are written atomically as PNGs into ``<runs_dir>/studies/<name>/``: Optuna's optimisation
+history of each objective and Pareto front of a study with two or three objectives, and our parallel
+coordinates of each objective (:func:`deepatlas.report.plots.parallel_figure`). Parameter importances are Optuna's default evaluator (PED-ANOVA in
 Optuna 4 and later) over the completed trials.
 """
 
@@ -132,7 +132,7 @@ def _draw(study: Any, objectives: list[dict[str, str]], folder: Path, vis: Any) 
         kwargs = {"target": (lambda t, i=i: t.values[i]), "target_name": objective["name"]} if multi else {
             "target_name": objective["name"]}
         jobs.append((f"history{suffix}.png", lambda kw=kwargs: vis.plot_optimization_history(study, **kw)))
-        jobs.append((f"parallel{suffix}.png", lambda kw=kwargs: vis.plot_parallel_coordinate(study, **kw)))
+        jobs.append((f"parallel{suffix}.png", lambda i=i, o=objective: parallel_plot(study, i, o)))
     if multi and len(objectives) <= 3:
         names = [o["name"] for o in objectives]
         jobs.append(("pareto.png", lambda: vis.plot_pareto_front(study, target_names=names)))
@@ -147,6 +147,35 @@ def _draw(study: Any, objectives: list[dict[str, str]], folder: Path, vis: Any) 
     return written
 
 
+def parallel_plot(study: Any, index: int, objective: dict[str, str]) -> Any:
+    """The parallel-coordinates figure of the completed trials for objective ``index`` (ours, not
+    Optuna's: its tick labels of neighbouring axes overlap, and its colour map fades the worst trial
+    to white)."""
+    import math
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from ..report.plots import ParallelAxis, parallel_figure
+
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.values is not None and math.isfinite(t.values[index])]
+    if not trials:
+        raise ValueError("no completed trial with a finite objective")
+    names: dict[str, Any] = {}
+    for t in trials:  # parameters in the order the trials sampled them
+        for name, distribution in t.distributions.items():
+            names.setdefault(name, distribution)
+    axes = [
+        ParallelAxis(name, [t.params.get(name) for t in trials], log=bool(getattr(d, "log", False)),
+                     choices=d.choices if isinstance(d, CategoricalDistribution) else None)
+        for name, d in names.items()
+    ]
+    return parallel_figure(axes, [t.values[index] for t in trials], objective["name"],
+                           higher_is_better=objective["direction"] == "maximize",
+                           title=f"{study.study_name}: {len(trials)} completed trial{'s' if len(trials) != 1 else ''}")
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-")
 
@@ -155,7 +184,7 @@ def _save(axes: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig = np.ravel(axes)[0].figure
+    fig = axes if hasattr(axes, "savefig") else np.ravel(axes)[0].figure  # a Figure, or Optuna's Axes
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -6,7 +6,10 @@ outcome: COMPLETE with the objective values, PRUNED when the pruning callback st
 when the run failed or raised (the study goes on). The study lives in an Optuna storage, by default
 the SQLite file ``<runs_dir>/studies.db``; any Optuna URL (``postgresql://...``) lets several
 workers share one study. Studies are created with ``load_if_exists``, so calling ``tune`` again
-with the same name continues an interrupted study.
+with the same name continues an interrupted study. SIGTERM or Ctrl-C stops the running trial's
+training after its step (its run ``interrupted``, with a checkpoint), tells the trial FAIL with the
+user attribute ``interrupted`` (the signal), starts no other trial and logs how to resume; a second
+signal stops at once.
 
 Each trial's user attributes hold its run id, overrides and compute (train FLOPs = FLOPs per
 training example x examples seen; CPU and wall seconds; epochs done of planned), so that a study's
@@ -15,14 +18,18 @@ cost can be summed and the savings of pruning estimated.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
+import shlex
+import signal
 import socket
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, one_of, suggest
 from ..io import derive_seed, write_json
 from ..registry import TASKS
-from .callbacks import MetricNotFound, PruningCallback, TrialLink
+from .callbacks import MetricNotFound, PruningCallback, StopWhenAsked, TrialLink
 from .objectives import objective_values
 from .space import (
     SearchSpec,
@@ -108,6 +115,8 @@ def tune(
         raise ConfigError(f"--trials: must be >= 1, got {trials}.")
     overrides = _as_strings(overrides)
     config = _load(recipe, overrides)
+    if not config.search:
+        raise ConfigError(_no_search_message(recipe, config))
     task = TASKS.get(config.task.name, "task.name").factory
     spec = parse_search(config.search, resolve_monitor(config), task.metric_directions(config.task.options))
     _check_space(recipe, overrides, spec)
@@ -123,8 +132,61 @@ def tune(
     driver.run(trials, timeout)
     result = summarize(study, url, root)
     result.interrupted = driver.interrupted
+    if driver.stopped_by is not None:
+        log.warning("%s", _stop_line(driver, trials, recipe, overrides, storage, runs_dir, sampler, pruner, seed))
     write_json(Path(result.folder) / "summary.json", result.to_dict())
     return result
+
+
+def _stop_line(driver: _Driver, trials: int, recipe: Any, overrides: Sequence[str], storage: str | None,
+               runs_dir: str | Path | None, sampler: Any, pruner: Any, seed: int) -> str:
+    """``tune: stopped by SIGTERM after 2 of 5 trials; trial 7 interrupted (run ...); resume with `deepatlas tune ...```."""
+    from ..config import Config
+
+    if driver.interrupted_trial is not None:
+        number, run_id = driver.interrupted_trial
+        what = f"trial {number} interrupted" + (f" (run {run_id})" if run_id else "")
+    else:
+        what = "no trial was running"
+    name = driver.study.study_name
+    words = ["deepatlas", "tune", (recipe.recipe or "RECIPE") if isinstance(recipe, Config) else str(recipe), *overrides,
+             "--trials", str(max(trials - driver.finished, 1)), "--study", name]
+    for flag, value, default in (("--sampler", sampler, "tpe"), ("--pruner", pruner, "none"), ("--seed", seed, 0)):
+        if isinstance(value, str | int) and value != default:
+            words += [flag, str(value)]
+    if storage:
+        words += ["--storage", redact(storage)]
+    if runs_dir is not None:
+        words += ["--runs-dir", str(runs_dir)]
+    return (f"tune: stopped by {driver.stopped_by} after {driver.finished} of {trials} trials; {what}; "
+            f"resume with `{shlex.join(words)}`")
+
+
+def recipes_with_search() -> list[str]:
+    """The recipes found by name whose YAML (after ``extends:``) has a ``search:`` section."""
+    from ..config import list_recipes, load_raw_recipe
+
+    found = []
+    for name in list_recipes():
+        try:
+            if load_raw_recipe(name).get("search"):
+                found.append(name)
+        except ConfigError:  # a broken recipe is reported when it is used, not while listing
+            continue
+    return found
+
+
+def _no_search_message(recipe: Config | str | os.PathLike[str], config: Config) -> str:
+    from ..config import Config
+
+    name = (config.recipe or "this config") if isinstance(recipe, Config) else str(recipe)
+    with_search = recipes_with_search()
+    example = f" (e.g. `deepatlas tune {with_search[0]} --trials 20`)" if with_search else ""
+    return (
+        f"recipe {name!r}: has no `search:` section, so there is nothing to tune; recipes with one: "
+        f"{', '.join(with_search) or 'none'}{example}; or write a recipe with `extends: {name}` and "
+        "`search: {space: {optim.lr: {type: float, low: 1.0e-4, high: 0.1, log: true}}}`."
+    )
 
 
 def _strategies(sampler: str | Any, pruner: str | Any, spec: SearchSpec, config: Config, seed: int) -> tuple[Any, Any]:
@@ -359,6 +421,38 @@ def make_pruner(name: str, spec: SearchSpec, config: Config) -> Any:
 # --------------------------------------------------------------------------- one trial
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM while a study runs: the first asks it to stop, a second stops at once.
+
+    While a trial trains, the trainer's own handler takes these signals (the run checkpoints after the
+    step and returns ``interrupted``) and restores this one afterwards; this one covers the rest of a
+    trial (asking Optuna, loading data, building the model, the test evaluation) and the time between
+    trials, where the default action would kill the process and leave the trial RUNNING.
+    """
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.name is not None:
+                raise KeyboardInterrupt
+            self.name = signal.Signals(signum).name
+            log.warning("%s: the study stops after this trial's current step (send again to stop at once)", self.name)
+
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
+
+
 class _Driver:
     """Runs trials of one study, one at a time."""
 
@@ -366,21 +460,30 @@ class _Driver:
                  url: str, progress: bool | None) -> None:
         self.study, self.spec, self.recipe, self.overrides = study, spec, recipe, overrides
         self.runs_dir, self.url, self.progress = runs_dir, url, progress
+        self.signals = _StopSignals()
         self.interrupted = False
+        self.stopped_by: str | None = None  # the signal that stopped the study
+        self.interrupted_trial: tuple[int, str | None] | None = None  # (trial number, run id)
+        self.finished = 0  # trials of this call that ran to an end (complete, pruned or failed)
 
     def run(self, trials: int, timeout: float | None) -> None:
-        """Up to ``trials`` trials; none started after ``timeout`` seconds, after an interrupt or a full grid."""
+        """Up to ``trials`` trials; none started after ``timeout`` seconds, after a signal or a full grid."""
         start = time.monotonic()
-        for _ in range(trials):
-            if timeout is not None and time.monotonic() - start >= timeout:
-                log.info("timeout of %ss reached: no new trial", timeout)
-                return
-            if hasattr(self.study.sampler, "is_exhausted") and self.study.sampler.is_exhausted(self.study):
-                log.info("the grid is exhausted")
-                return
-            self.run_trial()
-            if self.interrupted:
-                return
+        with self.signals.installed():
+            for _ in range(trials):
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    log.info("timeout of %ss reached: no new trial", timeout)
+                    return
+                if hasattr(self.study.sampler, "is_exhausted") and self.study.sampler.is_exhausted(self.study):
+                    log.info("the grid is exhausted")
+                    return
+                if self.signals.name is None:
+                    self.run_trial()
+                    self.finished += self.interrupted_trial is None
+                if self.interrupted_trial is not None or self.signals.name is not None:
+                    self.stopped_by = self.stopped_by or self.signals.name
+                    self.interrupted = True
+                    return
 
     def run_trial(self) -> None:
         from optuna.trial import TrialState
@@ -395,14 +498,17 @@ class _Driver:
         link = TrialLink(trial, {"study": self.study.study_name, "storage": redact(self.url), "params": values,
                                  "overrides": overrides})
         first = self.spec.objectives[0]
-        callbacks: list[Any] = [link]
+        callbacks: list[Any] = [link, StopWhenAsked(lambda: self.signals.name)]
         if not self.spec.multi_objective and not first.is_cost:
             callbacks.append(PruningCallback(trial, first.name))
         log.info("trial %d: %s", trial.number, " ".join(overrides))
         try:
             run = api.train(self.recipe, _trial_overrides(self.overrides, overrides), runs_dir=self.runs_dir,
                             callbacks=callbacks, progress=self.progress)
-        except (MetricNotFound, KeyboardInterrupt) as exc:
+        except KeyboardInterrupt:  # a second signal outside the trainer: stop at once, but leave no RUNNING trial
+            self._interrupt(trial, link, self.signals.name or "SIGINT", at_once=True)
+            return
+        except MetricNotFound as exc:
             self._fail(trial, link, f"{type(exc).__name__}: {exc}")
             raise
         except Exception as exc:  # a failed trial is data, not the end of the study
@@ -418,8 +524,11 @@ class _Driver:
             link.finish(state="pruned", reason=summary.get("reason"))
             log.info("trial %d pruned: %s", trial.number, summary.get("reason"))
             return
+        if status == "interrupted":
+            found = re.search(r"stopped by (SIG[A-Z]+)", summary.get("reason") or "")
+            self._interrupt(trial, link, found.group(1) if found else (self.signals.name or "a signal"), at_once=False)
+            return
         if status != "completed":
-            self.interrupted = status == "interrupted"
             self._fail(trial, link, f"run {status}: {summary.get('reason')}")
             return
         try:
@@ -433,6 +542,20 @@ class _Driver:
         self.study.tell(trial, objective)
         link.finish(state="complete", values=objective)
         log.info("trial %d: %s", trial.number, ", ".join(f"{o.name} {v:.6g}" for o, v in zip(self.spec.objectives, objective, strict=True)))
+
+    def _interrupt(self, trial: Any, link: TrialLink, name: str, at_once: bool) -> None:
+        """The trial's run was stopped by a signal: FAIL in the study, marked ``interrupted`` (the signal's
+        name) in its user attributes, ``interrupted`` in the run store; the study stops."""
+        from ..tracking import Run, RunStore
+
+        self.stopped_by = name
+        self.interrupted_trial = (trial.number, link.run_path.name if link.run_path is not None else None)
+        trial.set_user_attr("interrupted", name)
+        if link.run_path is not None and at_once:
+            run = Run(link.run_path, RunStore(self.runs_dir))
+            if run.summary.get("status") in ("created", "running"):
+                run.update_summary(status="interrupted", reason=f"stopped at once by a second {name}", pid=None)
+        self._fail(trial, link, f"interrupted by {name}" + (" (stopped at once)" if at_once else ""))
 
     def _fail(self, trial: Any, link: TrialLink, error: str) -> None:
         from optuna.trial import TrialState
