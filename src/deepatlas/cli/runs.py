@@ -140,7 +140,7 @@ def runs_compare(
             compared.add_row(key, *[number(v) for v in values])
         out.print(compared)
     for warning in result["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 @app.command("reindex")

@@ -139,7 +139,7 @@ def studies_show(
     for figure in report["figures"]:
         out.print(f"figure: {figure}")
     for warning in report["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
