@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from .common import RUNS_DIR
 from .format import duration, energy_text, err, git_text, number, out, pairs, table
@@ -140,7 +141,7 @@ def runs_compare(
             compared.add_row(key, *[number(v) for v in values])
         out.print(compared)
     for warning in result["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 @app.command("reindex")

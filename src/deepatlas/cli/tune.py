@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import RUNS_DIR, STORAGE, setup_logging
@@ -139,7 +140,7 @@ def studies_show(
     for figure in report["figures"]:
         out.print(f"figure: {figure}")
     for warning in report["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
