@@ -57,6 +57,11 @@ def test_train_eval_runs_show_compare(tmp_path: Path) -> None:
     assert (Path(runs) / run_id / "confusion-test.png").is_file()
     shown = runner.invoke(app, ["runs", "show", run_id, "--runs-dir", runs])
     assert shown.exit_code == 0 and "test accuracy" in shown.output and "g CO2e" in shown.output
+    rows = [line.split(None, 1) for line in shown.output.splitlines() if line.strip()]
+    figures = [row[1].strip() for row in rows if row[0] == "figure"]
+    assert str(Path(runs) / run_id / "confusion-test.png") in figures  # figures listed with their paths
+    git_row = next(row[1] for row in rows if row[0] == "git")
+    assert "{" not in git_row and ("clean" in git_row or "uncommitted" in git_row or "not a git" in git_row)
     second = runner.invoke(app, ["train", "quickstart", *tiny_recipe(**{"optim.lr": 0.02}), "--runs-dir", runs, "-q"])
     assert second.exit_code == 0
     both = json.loads(runner.invoke(app, ["runs", "--runs-dir", runs, "--json"]).output)
@@ -160,3 +165,27 @@ def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path: Path) 
     resumed = cli("train", "--resume", run_dir.name, "train.epochs=2", "--runs-dir", str(runs), "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_version() -> None:
+    import deepatlas
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"deepatlas {deepatlas.__version__}"
+
+
+def test_recipes_show_whole_first_sentences() -> None:
+    result = runner.invoke(app, ["recipes"])
+    assert result.exit_code == 0
+    flat = " ".join(result.output.replace("│", " ").split())  # a wrapped cell reads on
+    assert "DCGAN (Radford et al. 2016) on Fashion-MNIST" in flat
+    assert "Ho et al. 2020" in flat and not any(line.rstrip(" │").endswith("et al.") for line in result.output.splitlines())
+
+
+def test_config_docs_resolves_the_model_input_from_the_data() -> None:
+    result = runner.invoke(app, ["config", "quickstart", "--docs"])
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[1] for line in result.output.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 4}
+    assert rows["input_size"] == "8 (from the data)"  # digits are 8x8, the MLP preset says 28
+    assert rows["num_classes"] == "10 (from the data)" and rows["depth"] == "2"

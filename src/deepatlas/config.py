@@ -183,6 +183,7 @@ class TrainConfig:
 
 _SECTIONS = ("data", "model", "task", "optim", "schedule", "train")
 _TOP_LEVEL = (*_SECTIONS, "recipe", "description", "reference", "extends", "search")
+_NAMED = (("data", DataConfig, DATASETS), ("model", ModelSection, MODELS), ("task", TaskSection, TASKS))
 
 
 @dataclass(frozen=True)
@@ -215,13 +216,20 @@ class Config:
             raise ConfigError(
                 "model.name: required key is missing (see `deepatlas models` for the choices)."
             )
+        # Names and keys first, from the catalogue: the common mistakes fail before
+        # the model, dataset and task modules (and torch) are imported.
+        for key, common_cls, registry in _NAMED:
+            _check_named(key, raw.get(key), common_cls, registry)
+        optim = schema.parse(OptimConfig, raw.get("optim"), "optim")
+        schedule = schema.parse(ScheduleConfig, raw.get("schedule"), "schedule")
+        train = schema.parse(TrainConfig, raw.get("train"), "train")
         return cls(
             data=_parse_named("data", raw.get("data"), DataConfig, DATASETS),
             model=_parse_named("model", raw.get("model"), ModelSection, MODELS),
             task=_parse_named("task", raw.get("task"), TaskSection, TASKS),
-            optim=schema.parse(OptimConfig, raw.get("optim"), "optim"),
-            schedule=schema.parse(ScheduleConfig, raw.get("schedule"), "schedule"),
-            train=schema.parse(TrainConfig, raw.get("train"), "train"),
+            optim=optim,
+            schedule=schedule,
+            train=train,
             recipe=schema.coerce(raw.get("recipe", ""), str, "recipe"),
             description=" ".join(schema.coerce(raw.get("description", ""), str, "description").split()),
             reference=schema.coerce(raw.get("reference"), Optional[dict[str, Any]], "reference"),
@@ -264,13 +272,28 @@ _Dumper.add_representer(
 )
 
 
+def _section_name(path: str, raw: Mapping[str, Any], common_cls: type) -> str:
+    default_name = next(f.default for f in dataclasses.fields(common_cls) if f.name == "name")
+    return schema.coerce(raw.get("name", default_name), str, f"{path}.name")
+
+
+def _common_keys(common_cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(common_cls) if f.name != "options"]
+
+
+def _check_named(path: str, raw: Any, common_cls: type, registry: Registry) -> None:
+    """The name and keys of a named section, checked against the registry's catalogue (no imports)."""
+    raw = dict(raw or {})
+    listing = registry.listing(_section_name(path, raw, common_cls), f"{path}.name")
+    schema.check_keys(path, raw, _common_keys(common_cls) + list(listing.keys))
+
+
 def _parse_named(path: str, raw: Any, common_cls: type, registry: Registry) -> Any:
     """Parse a section whose ``name`` selects a registered options dataclass."""
     raw = dict(raw or {})
-    default_name = next(f.default for f in dataclasses.fields(common_cls) if f.name == "name")
-    name = schema.coerce(raw.get("name", default_name), str, f"{path}.name")
+    name = _section_name(path, raw, common_cls)
     entry = registry.get(name, f"{path}.name")
-    common = [f.name for f in dataclasses.fields(common_cls) if f.name != "options"]
+    common = _common_keys(common_cls)
     specific = [f.name for f in dataclasses.fields(entry.config)] if entry.config is not None else []
     schema.check_keys(path, raw, common + specific)
     options = schema.replace(

@@ -5,13 +5,26 @@ Presets are data: ``register_model("resnet50", ResNet, ResNetConfig(...))``.
 :func:`deepatlas.schema.replace` so that an unknown key fails at once.
 Registries fill themselves on first use by importing their modules, so that
 ``import deepatlas`` stays light.
+
+What a recipe or the CLI needs before anything is built (the names, their
+families, docs, option keys and parameter counts) is also kept as data in
+``catalogue.json`` next to this file: :meth:`Registry.listing` and
+:meth:`Registry.listings` read it instead of importing the model, dataset and
+task modules, which import torch. Validating a recipe's names and keys and
+``deepatlas models`` therefore start in a fraction of a second. The catalogue
+is generated from the live registries by ``python -m deepatlas.catalogue``;
+``tests/test_catalogue.py`` fails when it is stale.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import schema
@@ -27,6 +40,33 @@ class Entry:
     config: Any = None
     family: str = ""
     doc: str = ""
+
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What is known of a registered name without importing its module."""
+
+    name: str
+    family: str = ""
+    doc: str = ""
+    keys: tuple[str, ...] = ()  # the fields of its preset (options) dataclass
+    params: int | None = None  # models: parameters at the preset size
+
+
+@functools.cache
+def _catalogue() -> dict[str, dict[str, dict[str, Any]]]:
+    try:
+        return json.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def option_keys(config: Any) -> tuple[str, ...]:
+    """The field names of a preset (options) dataclass; none for an entry without options."""
+    return tuple(f.name for f in dataclasses.fields(config)) if config is not None else ()
 
 
 class Registry:
@@ -62,12 +102,41 @@ class Registry:
     def get(self, name: str, path: str | None = None) -> Entry:
         self._load()
         if name not in self._entries:
-            where = path or self.kind
-            raise ConfigError(
-                f"{where}: unknown {self.kind} {name!r} (known: {one_of(self._entries, limit=20)})."
-                + suggest(name, self._entries)
-            )
+            raise self._unknown(name, path, self._entries)
         return self._entries[name]
+
+    def _unknown(self, name: str, path: str | None, known: Any) -> ConfigError:
+        return ConfigError(
+            f"{path or self.kind}: unknown {self.kind} {name!r} (known: {one_of(known, limit=20)})."
+            + suggest(name, known)
+        )
+
+    def listings(self) -> dict[str, Listing]:
+        """Every name with its family, doc, option keys and size, without importing the modules.
+
+        The built-in names come from the catalogue, entries registered in this
+        process (your own models, or all of them once loaded) from the table.
+        Without a catalogue the modules are imported.
+        """
+        stored = _catalogue().get(self.kind)
+        if stored is None:
+            self._load()
+            stored = {}
+        found = {} if self._loaded else {
+            name: Listing(name, info["family"], info["doc"], tuple(info["keys"]), info.get("params"))
+            for name, info in stored.items()
+        }
+        for entry in self._entries.values():
+            params = stored.get(entry.name, {}).get("params")
+            found[entry.name] = Listing(entry.name, entry.family, entry.doc, option_keys(entry.config), params)
+        return found
+
+    def listing(self, name: str, path: str | None = None) -> Listing:
+        """The listing of ``name``; an unknown name fails as :meth:`get` does."""
+        found = self.listings()
+        if name not in found:
+            raise self._unknown(name, path, found)
+        return found[name]
 
     def names(self) -> list[str]:
         self._load()

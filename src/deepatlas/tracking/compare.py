@@ -1,4 +1,5 @@
-"""Runs side by side: which config keys differ, their metrics, and whether they saw the same data."""
+"""Runs side by side: which config keys differ, their metrics, and whether they saw the same data
+and ran in the same environment (library versions, device, code)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,28 @@ def compare(runs: Sequence[Run]) -> dict[str, Any]:
         if len(known) > 1:
             groups = ", ".join(f"{run.id}: {p[:12] if p else '?'}" for run, p in zip(runs, prints, strict=True))
             warnings.append(f"the runs saw different {split} data (fingerprints {groups})")
+    warnings += _environment_warnings(runs)
     return {"runs": [run.id for run in runs], "config": differing, "metrics": metrics, "warnings": warnings}
+
+
+# What `tracking.environment()` records that can change a result or its speed, as shown in a warning.
+_ENVIRONMENT = {
+    "deepatlas": "deepatlas versions", "torch": "torch versions", "numpy": "numpy versions",
+    "python": "Python versions", "device": "devices", "device_name": "device models",
+}
+
+
+def _environment_warnings(runs: Sequence[Run]) -> list[str]:
+    """One warning per recorded environment field (versions, device, git commit) on which the runs differ."""
+    envs = [run.summary.get("environment") or {} for run in runs]
+    fields = {key: [env.get(key) for env in envs] for key in _ENVIRONMENT}
+    fields["commit"] = [((env.get("git") or {}).get("commit") or "")[:10] or None for env in envs]
+    warnings = []
+    for key, seen in fields.items():
+        if len({v for v in seen if v is not None}) > 1:
+            groups = ", ".join(f"{run.id}: {v if v is not None else '?'}" for run, v in zip(runs, seen, strict=True))
+            warnings.append(f"the runs ran with different {_ENVIRONMENT.get(key, 'git commits')} ({groups})")
+    return warnings
 
 
 def aggregate(rows: Sequence[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:

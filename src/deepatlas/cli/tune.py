@@ -1,4 +1,8 @@
-"""The ``deepatlas tune`` and ``deepatlas studies`` commands (registered on the main app by ``cli.py``)."""
+"""``deepatlas tune``, ``deepatlas studies`` and ``deepatlas bench tune``: hyperparameter search with Optuna.
+
+Sampled values print to 4 significant digits (``optim.lr=0.001252``); the
+studies and the runs keep them exact (``--json`` shows them unrounded).
+"""
 
 from __future__ import annotations
 
@@ -7,47 +11,28 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-STORAGE = typer.Option(
-    None, "--storage", envvar="DEEPATLAS_STUDY_STORAGE",
-    help="Optuna storage URL, e.g. postgresql://user@host/db (default: sqlite:///<runs-dir>/studies.db).",
-)
-RUNS_DIR = typer.Option(None, "--runs-dir", envvar="DEEPATLAS_RUNS_DIR", help="Run store folder (default: ./runs).")
+from .common import RUNS_DIR, STORAGE, setup_logging
+from .format import assignments, energy, err, number, out, seconds, table, values
 
+app = typer.Typer()
 studies_app = typer.Typer(help="List studies; show one (best trials, importances, plots).", invoke_without_command=True)
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add ``tune``, ``studies`` and ``bench tune`` to the ``deepatlas`` app."""
-    app.command("tune")(tune_cmd)
-    app.add_typer(studies_app, name="studies")
-    bench_app.command("tune")(bench_tune)
-
-
-def _values(values: Any) -> str:
-    from .cli import _fmt
-
-    return ", ".join(_fmt(v) for v in values) if values else "-"
-
-
-def _params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def _trials_table(trials: list[dict[str, Any]], objectives: list[dict[str, str]], title: str) -> Table:
     names = ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in objectives)
-    table = Table(title=title)
-    for col in ("trial", "state", names, "params", "run"):
-        table.add_column(col, justify="right" if col in ("trial", names) else "left")
+    shown = table(("trial", "state", names, "params", "run"), right=("trial", names), title=title)
     colours = {"complete": "green", "pruned": "yellow", "fail": "red"}
     for t in trials:
         colour = colours.get(t["state"], "white")
-        note = _params(t["params"]) + (f"  [red]{t['error'][:80]}[/red]" if t.get("error") else "")
-        table.add_row(str(t["number"]), f"[{colour}]{t['state']}[/{colour}]", _values(t["values"]), note, t["run_id"] or "-")
-    return table
+        note = assignments(t["params"]) + (f"  [red]{t['error'][:80]}[/red]" if t.get("error") else "")
+        shown.add_row(str(t["number"]), f"[{colour}]{t['state']}[/{colour}]", values(t["values"]), note, t["run_id"] or "-")
+    return shown
 
 
+@app.command("tune")
 def tune_cmd(
     recipe: str = typer.Argument(..., help="Recipe with a `search:` section (name, YAML path or run folder)."),
     overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides for every trial: train.epochs=5"),
@@ -65,10 +50,9 @@ def tune_cmd(
     """Search a recipe's `search:` space with Optuna; every trial is a normal run in the run store."""
     import optuna
 
-    from .cli import _setup_logging, out
-    from .tune import tune
+    from ..tune import tune
 
-    _setup_logging(quiet or as_json, True)
+    setup_logging(quiet or as_json, True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # deepatlas logs one line per trial itself
     result = tune(
         recipe, list(overrides or []), trials=trials, sampler=sampler, pruner=pruner, timeout=timeout,
@@ -87,16 +71,14 @@ def tune_cmd(
 
 
 def _print_best(best: list[dict[str, Any]], objectives: list[dict[str, str]]) -> None:
-    from .cli import out
-
     if not best:
         out.print("no completed trial yet")
         return
     label = "best trial" if len(objectives) == 1 else f"Pareto front ({len(best)} trials)"
     out.print(f"[bold]{label}[/bold]:")
     for t in best:
-        shown = "  ".join(f"{o['name']} {_values([v])}" for o, v in zip(objectives, t["values"], strict=True))
-        out.print(f"  #{t['number']}  {shown}  {_params(t['params'])}  run {t['run_id']}")
+        shown = "  ".join(f"{o['name']} {values([v])}" for o, v in zip(objectives, t["values"], strict=True))
+        out.print(f"  #{t['number']}  {shown}  {assignments(t['params'])}  run {t['run_id']}")
 
 
 @studies_app.callback()
@@ -110,8 +92,7 @@ def studies_list(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"storage": storage, "runs_dir": runs_dir}
         return
-    from .cli import out
-    from .tune import list_studies
+    from ..tune import list_studies
 
     rows = list_studies(storage, runs_dir)
     if as_json:
@@ -120,15 +101,13 @@ def studies_list(
     if not rows:
         out.print("no studies yet: add a `search:` section to a recipe and run `deepatlas tune RECIPE --trials N`")
         return
-    table = Table()
-    for col in ("study", "recipe", "objectives", "trials", "complete", "pruned", "fail", "running", "best", "started"):
-        table.add_column(col, justify="right" if col in ("trials", "complete", "pruned", "fail", "running") else "left")
+    counts = ("trials", "complete", "pruned", "fail", "running")
+    listed = table(("study", "recipe", "objectives", *counts, "best", "started"), right=counts)
     for r in rows:
         objectives = ", ".join(f"{o['name']} ({o['direction'][:3]})" for o in r["objectives"])
-        best = _values(r["best"][0]) if len(r["best"]) == 1 else (f"{len(r['best'])} on the Pareto front" if r["best"] else "-")
-        table.add_row(r["name"], r["recipe"] or "-", objectives, str(r["trials"]), str(r["complete"]), str(r["pruned"]),
-                      str(r["fail"]), str(r["running"]), best, (r["started"] or "")[:19])
-    out.print(table)
+        best = values(r["best"][0]) if len(r["best"]) == 1 else (f"{len(r['best'])} on the Pareto front" if r["best"] else "-")
+        listed.add_row(r["name"], r["recipe"] or "-", objectives, *(str(r[c]) for c in counts), best, (r["started"] or "")[:19])
+    out.print(listed)
 
 
 @studies_app.command("show")
@@ -141,8 +120,7 @@ def studies_show(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """The best trials, parameter importances, plots and compute of a study (and what pruning saved)."""
-    from .cli import err, out
-    from .tune import study_report
+    from ..tune import study_report
 
     parent = ctx.obj or {}
     report = study_report(name, storage or parent.get("storage"), runs_dir or parent.get("runs_dir"), top=top)
@@ -162,28 +140,20 @@ def studies_show(
     for figure in report["figures"]:
         out.print(f"figure: {figure}")
     for warning in report["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
-
-
-def _seconds(value: float) -> str:
-    from .cli import _duration
-
-    return f"{value:.1f}s" if value < 60 else _duration(value)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def _compute_line(compute: dict[str, Any]) -> str:
-    from .cli import _energy, _fmt
-
     total, saved, share = compute["total"], compute["saved"], compute["saved_share"]
     line = (
-        f"compute: {_fmt(total['train_flops'])} train FLOPs, {_seconds(total['cpu_s'])} CPU, {_seconds(total['wall_s'])} wall, "
-        f"{_energy(total['energy_j'], total['co2e_g'])}"
+        f"compute: {number(total['train_flops'])} train FLOPs, {seconds(total['cpu_s'])} CPU, {seconds(total['wall_s'])} wall, "
+        f"{energy(total['energy_j'], total['co2e_g'])}"
     )
     if not compute["pruned_trials"]:
         return line + "; no trial was pruned"
     return line + (
-        f"; pruning {compute['pruned_trials']} trials saved about {_fmt(saved['train_flops'])} FLOPs, "
-        f"{_seconds(saved['cpu_s'])} CPU, {_energy(saved['energy_j'], saved['co2e_g'])} "
+        f"; pruning {compute['pruned_trials']} trials saved about {number(saved['train_flops'])} FLOPs, "
+        f"{seconds(saved['cpu_s'])} CPU, {energy(saved['energy_j'], saved['co2e_g'])} "
         f"({share['cpu_s']:.0%} of the study's CPU time without pruning)"
     )
 
@@ -200,8 +170,7 @@ def bench_tune(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Compute a pruned TPE search needs to reach the best validation value of random search without pruning."""
-    from .bench.tune import TuneBench, run
-    from .cli import _fmt, err, out
+    from ..bench.tune import TuneBench, run
 
     config = TuneBench(recipe=recipe, overrides=tuple(overrides or ()), seeds=tuple(seeds), trials=trials,
                        sampler=sampler, pruner=pruner, max_trials=max_trials)
@@ -209,18 +178,17 @@ def bench_tune(
     if as_json:
         out.print_json(json.dumps(result))
         return
-    table = Table(title=f"{sampler} + {pruner} vs random search without pruning ({trials} trials), {recipe}")
-    for col in ("seed", "random best", "random TFLOP", "random CPU", "reached", "trials (pruned)", "FLOP share", "CPU share"):
-        table.add_column(col, justify="right")
+    columns = ("seed", "random best", "random TFLOP", "random CPU", "reached", "trials (pruned)", "FLOP share", "CPU share")
+    rows = table(columns, right=columns, title=f"{sampler} + {pruner} vs random search without pruning ({trials} trials), {recipe}")
     for r in result["rows"]:
-        table.add_row(
-            str(r["seed"]), _fmt(r["target"]), f"{r['random']['train_flops'] / 1e12:.2f}", _seconds(r["random"]["cpu_s"]),
-            f"yes ({_fmt(r['best'])})" if r["reached"] else f"no ({_fmt(r['best'])})", f"{r['trials']} ({r['pruned']})",
+        rows.add_row(
+            str(r["seed"]), number(r["target"]), f"{r['random']['train_flops'] / 1e12:.2f}", seconds(r["random"]["cpu_s"]),
+            f"yes ({number(r['best'])})" if r["reached"] else f"no ({number(r['best'])})", f"{r['trials']} ({r['pruned']})",
             f"{r['share']['train_flops']:.0%}", f"{r['share']['cpu_s']:.0%}",
         )
     mean = result["mean_share"]
-    table.add_row("mean", "", "", "", f"{result['reached']}/{len(result['rows'])}", "",
-                  f"{mean['train_flops']:.0%}", f"{mean['cpu_s']:.0%}")
-    out.print(table)
+    rows.add_row("mean", "", "", "", f"{result['reached']}/{len(result['rows'])}", "",
+                 f"{mean['train_flops']:.0%}", f"{mean['cpu_s']:.0%}")
+    out.print(rows)
     out.print("share: compute until a completed trial reached random search's best, over random search's compute "
               "(goal <= 33%).")

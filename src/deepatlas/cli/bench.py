@@ -1,0 +1,81 @@
+"""``deepatlas bench``: our implementations against reference ones, side by side (``bench tune`` is in tune.py)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ..errors import ConfigError
+from .format import out, table
+
+app = typer.Typer(help="Benchmarks against reference implementations, side by side.", no_args_is_help=True)
+
+NOISE_NOTE = "ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge."
+
+
+@app.command("transformer")
+def bench_transformer(
+    n_layer: int = typer.Option(4, help="Layers."),
+    n_head: int = typer.Option(4, help="Attention heads."),
+    n_embd: int = typer.Option(128, help="Width."),
+    block_size: int = typer.Option(64, help="Context length."),
+    batch_size: int = typer.Option(12, help="Sequences per step."),
+    calls: int = typer.Option(20, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Training throughput of our GPT vs Hugging Face GPT-2 at the same configuration (default: nanoGPT's CPU one)."""
+    import torch
+
+    from ..bench.transformer import TransformerBench, run
+
+    config = TransformerBench(
+        n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, batch_size=batch_size,
+        calls=calls, rounds=rounds,
+    )
+    rows = run(config, torch.device(device))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    columns = ("precision", "ours tokens/s", "HF tokens/s", "ours / HF", "ours MFU", "HF MFU", "matmul peak GFLOP/s", "spread")
+    title = f"GPT training step, {n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size} tokens, {torch.get_num_threads()} threads"
+    result = table(columns, right=columns[1:], title=title)
+    for r in rows:
+        result.add_row(
+            r["precision"], f"{r['ours_tokens_per_s']:,.0f}", f"{r['hf_tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x",
+            f"{r['ours_mfu']:.1%}", f"{r['hf_mfu']:.1%}", f"{r['peak_gflops']:,.0f}", f"{r['spread']:.0%}",
+        )
+    out.print(result)
+    out.print(NOISE_NOTE)
+
+
+@app.command("gnn")
+def bench_gnn(
+    dataset: list[str] = typer.Option(["cora", "citeseer"], "--dataset", help="Planetoid graphs (repeat the option)."),
+    model: list[str] = typer.Option(["gcn", "gat"], "--model", help="gcn and/or gat (repeat the option)."),
+    calls: int = typer.Option(20, help="Training epochs per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Full-batch training epoch time of our GCN and GAT vs PyTorch Geometric's on Planetoid graphs."""
+    for m in model:
+        if m not in ("gcn", "gat"):
+            raise ConfigError(f"--model: {m!r} is not benchmarked (allowed: gcn, gat).")
+    import torch
+
+    from ..bench.gnn import GNNBench, run
+
+    rows = run(GNNBench(datasets=tuple(dataset), models=tuple(model), calls=calls, rounds=rounds), torch.device(device))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    columns = ("dataset", "model", "ours ms/epoch", "PyG ms/epoch", "PyG / ours", "spread")
+    title = f"full-batch training epoch (forward, loss, backward, Adam), {torch.get_num_threads()} threads"
+    result = table(columns, right=columns[2:], title=title)
+    for r in rows:
+        result.add_row(r["dataset"], r["model"], f"{r['ours_ms']:.1f}", f"{r['pyg_ms']:.1f}", f"{r['ratio']:.2f}x", f"{r['spread']:.0%}")
+    out.print(result)
+    out.print(NOISE_NOTE)
