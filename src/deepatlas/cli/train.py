@@ -129,7 +129,7 @@ def sample(
 
     setup_logging(True, True)
     opened = api.open_run(run, runs_dir)
-    if not (opened.path / "tokenizer.json").is_file():
+    if not api.run_task(opened).can("generate"):  # the task says what the run does: images (or a clear error)
         path = api.sample_images(opened, n, label=label, steps=steps, seed=seed, checkpoint=checkpoint or "last", device=device)
         typer.echo(str(path))
         return

@@ -1,0 +1,57 @@
+"""``deepatlas predict`` and ``deepatlas export``: a trained model on raw inputs, and a folder to ship it in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import RUNS_DIR
+from .format import out
+
+app = typer.Typer()
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="Run id, prefix or folder, or an export folder."),
+    inputs: list[str] = typer.Argument(..., help="Image files (PNG/JPEG) or, for text runs, strings."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+) -> None:
+    """Predict raw inputs with a trained run: `deepatlas predict RUN shoe.png`, `deepatlas predict RUN "some text"`."""
+    from ..predict import load
+
+    predictor = load(run, device=device, checkpoint=checkpoint, runs_dir=runs_dir)
+    images = predictor.preprocessor.kind == "images"
+    raw = [Path(i) for i in inputs] if images else inputs
+    predictions = predictor.predict(raw)
+    rows = [{"input": i, "prediction": str(p)} for i, p in zip(inputs, predictions, strict=True)]
+    if "probabilities" in predictor.outputs(raw):
+        confidence = predictor.predict_proba(raw).max(axis=-1)
+        for row, c in zip(rows, confidence, strict=True):
+            row["confidence"] = round(float(c if c.ndim == 0 else c[-1]), 4)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for row in rows:
+        extra = f" ({row['confidence']:.3f})" if "confidence" in row else ""
+        out.print(f"{row['input']}: {row['prediction']}{extra}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run id, prefix or folder."),
+    folder: Path = typer.Option(..., "--out", "-o", help="Folder to write (created; must be new, empty or an export)."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+) -> None:
+    """Write a self-contained folder (config, weights, preprocessing, tokenizer) that `deepatlas.load` reads."""
+    from ..predict import export as export_run
+
+    path = export_run(run, folder, checkpoint=checkpoint, runs_dir=runs_dir)
+    out.print(f"exported {run} to {path} (load it with deepatlas.load({str(path)!r}))", markup=False)
