@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from deepatlas.engine import device
-from deepatlas.engine.device import FLOPS_PER_THREAD, auto_threads, available_cores, batch_flops, busy_cores
+from deepatlas.engine.device import (
+    FLOPS_PER_THREAD,
+    auto_threads,
+    available_cores,
+    batch_flops,
+    busy_cores,
+)
 
 
 def cgroup(tmp_path: Path, proc: str, files: dict[str, str]) -> tuple[Path, Path]:
