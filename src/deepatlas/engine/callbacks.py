@@ -4,6 +4,11 @@ The loop calls eight events. A callback can stop a run with
 ``trainer.request_stop(status, reason)``; the run then saves a checkpoint and
 ends with that status (``completed`` for early stopping, ``pruned`` for a
 search pruner, ``interrupted`` for a signal).
+
+A callback whose state must survive a resume (a clock, an energy meter)
+returns it from ``state_dict``; the trainer saves it in the ``last``
+checkpoint under the callback's ``name`` and hands it back to
+``load_state_dict`` when the run resumes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ if TYPE_CHECKING:
 
 class Callback:
     """Base class; override the events you need."""
+
+    name: str = ""  # the key of its state in checkpoints (empty: the class name)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State to save in checkpoints (JSON values and tensors); None: nothing to save."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned, when a run resumes."""
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
@@ -34,3 +48,8 @@ class Callback:
     def on_checkpoint(self, trainer: Trainer, path: Path, kind: str) -> None: ...
 
     def on_fit_end(self, trainer: Trainer, result: FitResult) -> None: ...
+
+
+def callback_name(callback: Callback) -> str:
+    """The name a callback's state is saved under."""
+    return callback.name or type(callback).__name__

@@ -1,14 +1,26 @@
-"""Devices and numeric precision."""
+"""Devices, numeric precision and CPU threads."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
+import math
 import os
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,9 +59,142 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         yield
 
 
-def configure_threads(threads: int | None, deterministic: bool) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+# The work per training micro-batch (forward + backward FLOPs) that makes a second thread pay
+# off; measured in docs/BENCHMARKS.md ("Threads"). Below it, an op is too short to split: every
+# parallel region then waits for its slowest thread, and on a loaded machine that thread waits
+# for a scheduler slice (milliseconds), so small models train many times slower on all cores.
+FLOPS_PER_THREAD = 2e9
+
+
+def _cgroup_quota(root: Path, proc_cgroup: Path) -> float | None:
+    """The CPU quota of this process's cgroup in cores (v2 ``cpu.max``, v1 ``cfs_quota_us``); None: no limit."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    candidates: list[tuple[Path, str]] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        rel = path.lstrip("/")
+        if controllers == "":  # v2: one unified hierarchy
+            candidates += [(root / rel / "cpu.max", "v2"), (root / "cpu.max", "v2")]
+        elif "cpu" in controllers.split(","):
+            for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                candidates += [(root / mount / rel, "v1"), (root / mount, "v1")]
+    limits = []
+    for path, version in candidates:
+        try:
+            if version == "v2":
+                quota, period = path.read_text().split()[:2]
+            else:
+                quota = (path / "cpu.cfs_quota_us").read_text().strip()
+                period = (path / "cpu.cfs_period_us").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if quota not in ("max", "-1") and int(period) > 0:
+            limits.append(int(quota) / int(period))
+    return min(limits) if limits else None
+
+
+def available_cores(root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity, capped by its cgroup's CPU quota (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota(root, proc_cgroup)
+    if quota is not None:  # a quota of 1.5 cores throttles a second busy thread: round down
+        cores = min(cores, max(1, math.floor(quota)))
+    return max(1, cores)
+
+
+def _running_threads(loadavg: Path, own_tasks: Path) -> int | None:
+    """Runnable threads of other processes at this instant (``/proc/loadavg`` less this process's)."""
+    try:
+        running = int(loadavg.read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    own = 0
+    for stat in own_tasks.glob("*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            own += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+    return max(0, running - own)
+
+
+def busy_cores(
+    samples: int = 5, interval_s: float = 0.02,
+    loadavg: Path = Path("/proc/loadavg"), own_tasks: Path = Path("/proc/self/task"),
+) -> float:
+    """How many of this process's cores other processes keep busy now (median of a few samples; 0: unknown).
+
+    Runnable threads are counted machine-wide (in a container, over the host's CPUs),
+    so the count is scaled by the share of the machine's CPUs this process may use.
+    """
+    counts = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval_s)
+        count = _running_threads(loadavg, own_tasks)
+        if count is None:
+            return 0.0
+        counts.append(count)
+    share = available_cores() / max(os.cpu_count() or 1, 1)
+    return statistics.median(counts) * min(share, 1.0)
+
+
+def auto_threads(cores: int, flops_per_batch: float | None, busy: float = 0.0) -> int:
+    """The default thread count: one per ``FLOPS_PER_THREAD`` of work per micro-batch, on the idle cores.
+
+    ``busy`` cores (other processes running now) are left alone: a thread that must wait
+    for one of them stalls every parallel op. Unknown work (FLOPs not counted) uses every
+    idle core, as torch would.
+    """
+    idle = max(1, round(cores - busy))
+    wanted = idle if flops_per_batch is None else int(flops_per_batch // FLOPS_PER_THREAD)
+    return max(1, min(idle, wanted))
+
+
+def configure_threads(threads: int | None, deterministic: bool, flops_per_batch: Callable[[], float | None]) -> int:
+    """Set torch's intra-op threads (``threads``, or :func:`auto_threads` when None); returns the count.
+
+    ``flops_per_batch`` is called only when the count is chosen automatically.
+    """
+    if threads is None:
+        cores = available_cores()
+        flops = flops_per_batch() if cores > 1 else None
+        one_is_enough = cores == 1 or (flops is not None and flops < 2 * FLOPS_PER_THREAD)
+        busy = 0.0 if one_is_enough else busy_cores()  # sampling the load takes ~0.1 s
+        threads = auto_threads(cores, flops, busy)
+        work = "?" if flops is None else f"{flops / 1e9:.2g}"
+        how = f"auto: {cores} core(s) available, {busy:.1f} busy, {work} GFLOP per batch"
+    else:
+        how = "train.threads"
+    set_threads(threads)
+    log.info("CPU threads: %d (%s)", threads, how)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+    return threads
+
+
+def set_threads(threads: int) -> None:
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def batch_flops(model: nn.Module, task: Any, batch: Any) -> float | None:
+    """FLOPs of one training micro-batch (forward + backward), counted on a meta-device copy of ``model``.
+
+    Nothing is computed and no state (weights, statistics, RNG) changes; None when the model
+    cannot run on the meta device.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]):
+            meta_model = copy.deepcopy(model).to("meta")
+            meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
+            meta_model.train()
+            with FlopCounterMode(display=False) as counter:
+                losses = [task.training_step(meta_model, meta_batch, phase).loss for phase in task.phases(0)]
+                for loss in losses:
+                    loss.backward(retain_graph=True)
+    except Exception as exc:  # best effort: a model the meta device cannot run
+        log.debug("could not count the FLOPs per batch: %s", exc)
+        return None
+    return float(counter.get_total_flops())

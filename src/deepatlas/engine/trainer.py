@@ -35,11 +35,18 @@ from torch import nn
 from ..config import Config
 from ..errors import CheckpointError, TrainingError
 from ..tasks.base import Task, accumulate
-from .callbacks import Callback
+from .callbacks import Callback, callback_name
 from .checkpoint import load_checkpoint, save_checkpoint
-from .device import autocast, autocast_dtype, configure_threads, resolve_device
+from .clock import ComputeClock
+from .device import (
+    autocast,
+    autocast_dtype,
+    batch_flops,
+    configure_threads,
+    resolve_device,
+    set_threads,
+)
 from .ema import EMA
-from .energy import open_meter
 from .optim import build_optimizer
 from .schedule import LRSchedule
 
@@ -57,9 +64,6 @@ class TrainState:
     best_value: float | None = None
     best_epoch: int | None = None
     bad_evals: int = 0  # validations since the last improvement
-    wall_s: float = 0.0  # training wall time, summed over sessions
-    cpu_s: float = 0.0  # process CPU time, summed over sessions
-    rapl_j: float | None = None  # measured CPU package energy (RAPL), summed over sessions; None: not measured
     last_val: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -114,12 +118,14 @@ class Trainer:
     ) -> None:
         c = self.train_config = config.train
         self.config, self.task, self.data = config, task, data
-        self.callbacks = list(callbacks)
+        # The clock comes first, so that every other callback reads current totals.
+        self.clock = ComputeClock()
+        self.callbacks = [self.clock, *callbacks]
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        configure_threads(c.threads, c.deterministic)
         self.device = resolve_device(c.device)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.model = model.to(self.device)
+        self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model = torch.compile(self.model) if c.compile else self.model
@@ -140,11 +146,15 @@ class Trainer:
         self._logs, self._epoch_logs = _Averager(), _Averager()
         self._stop: tuple[str, str] | None = None
         self._signal: str | None = None
-        self._clock = (time.perf_counter(), time.process_time())
-        self._meter = open_meter()
-        self._metered = 0.0  # the meter's reading at the last tick
         self._session_start = (time.perf_counter(), 0)
         self._last_log = (time.perf_counter(), 0)
+
+    def _batch_flops(self) -> float | None:
+        """The work of one training micro-batch, which sets the default CPU thread count (None: not on the CPU)."""
+        if self.device.type != "cpu":
+            return None
+        batch = next(iter(self.data.train_batches(0, self.train_config.seed, self.device)), None)
+        return None if batch is None else batch_flops(self.model, self.task, batch)
 
     # ----------------------------------------------------------------- the loop
 
@@ -155,9 +165,6 @@ class Trainer:
         self._stop = None
         self._session_start = self._last_log = (time.perf_counter(), self.state.samples)
         self._session_step = self.state.step
-        self._clock = (time.perf_counter(), time.process_time())
-        if self._meter is not None:
-            self._metered = self._meter.update()
         self.schedule.apply(self.optimizers.values(), self.state.step)
         self._emit("on_fit_start")
         status, reason = "completed", "finished all epochs"
@@ -183,7 +190,6 @@ class Trainer:
         return self._finish(status, reason)
 
     def _finish(self, status: str, reason: str) -> FitResult:
-        self._tick()
         result = FitResult(status, reason, self.state, self.best_summary())
         self._emit("on_fit_end", result)
         return result
@@ -260,7 +266,6 @@ class Trainer:
         if not partial:
             s.epoch, s.batch_in_epoch = s.epoch + 1, 0
             self._epoch_logs = _Averager()
-        self._tick()
         self._emit("on_epoch_end", metrics)
         self.save("last")
 
@@ -386,20 +391,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
 
-    def _tick(self) -> None:
-        """Add the time since the last tick to the run's wall and CPU totals."""
-        wall, cpu = time.perf_counter(), time.process_time()
-        self.state.wall_s += wall - self._clock[0]
-        self.state.cpu_s += cpu - self._clock[1]
-        self._clock = (wall, cpu)
-        if self._meter is not None:
-            joules = self._meter.update()
-            self.state.rapl_j = (self.state.rapl_j or 0.0) + joules - self._metered
-            self._metered = joules
-
     def save(self, kind: str = "last") -> Path | None:
         """Write the ``last`` (full, resumable) or ``best`` (weights) checkpoint."""
-        self._tick()
         if self.checkpoint_dir is None:
             return None
         payload: dict[str, Any] = {
@@ -414,6 +407,8 @@ class Trainer:
                 ema_updates=self.ema.updates if self.ema else 0,
                 rng=_rng_state(),
                 epoch_logs=self._epoch_logs.state_dict(),
+                callbacks=self._callback_states(),
+                threads=self.threads,
             )
         path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
         self._emit("on_checkpoint", path, kind)
@@ -430,11 +425,45 @@ class Trainer:
                 self.scaler.load_state_dict(ckpt["scaler"])
             if self.ema is not None and ckpt.get("ema") is not None:
                 self.ema.load_state_dict(ckpt["ema"], ckpt["ema_updates"])
-            self.state = TrainState(**ckpt["state"])
+            state = dict(ckpt["state"])
+            # Checkpoints before the clock became a callback kept its totals in the state.
+            legacy_clock = {k: state.pop(k) for k in ("wall_s", "cpu_s", "rapl_j") if k in state}
+            self.state = TrainState(**state)
             self._epoch_logs.load_state_dict(ckpt["epoch_logs"])
+            self._load_callback_states(ckpt.get("callbacks") or {"clock": legacy_clock})
             _set_rng_state(ckpt["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: does not fit this run's model or optimizers ({exc}).") from None
+        if self.train_config.threads is None and ckpt.get("threads") and ckpt["threads"] != self.threads:
+            # The thread count can change the rounding of reductions: keep the one the run began with.
+            self.threads = ckpt["threads"]
+            set_threads(self.threads)
+            log.info("CPU threads: %d (as in the checkpoint)", self.threads)
+
+    def _callback_states(self) -> dict[str, Any]:
+        """The state of every callback that has one, under its name (saved in ``last``)."""
+        return {name: callback.state_dict() for name, callback in self._stateful_callbacks().items()}
+
+    def _load_callback_states(self, states: dict[str, Any]) -> None:
+        for name, callback in self._stateful_callbacks().items():
+            if name in states:
+                callback.load_state_dict(states[name])
+
+    def _stateful_callbacks(self) -> dict[str, Callback]:
+        named: dict[str, Callback] = {}
+        for callback in self.callbacks:
+            if callback.state_dict() is not None:
+                named[_unique(callback_name(callback), named)] = callback
+        return named
+
+
+def _unique(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name#2``, ``name#3``... when several callbacks share a name."""
+    n, candidate = 1, name
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}#{n}"
+    return candidate
 
 
 def _rng_state() -> dict[str, Any]:

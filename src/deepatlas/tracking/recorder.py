@@ -60,7 +60,8 @@ class RunRecorder(Callback):
         self.run.update_summary(status=result.status, reason=result.reason, pid=None, **self._progress(trainer))
 
     def _progress(self, trainer: Trainer) -> dict[str, Any]:
-        s = trainer.state
+        s, clock = trainer.state, trainer.clock
+        wall_s = clock.wall_s  # read once: the clock runs on
         return {
             "best": trainer.best_summary(),
             "final": s.last_val,
@@ -69,10 +70,10 @@ class RunRecorder(Callback):
                 "samples": s.samples,
             },
             "time": {
-                "wall_s": round(s.wall_s, 3), "cpu_s": round(s.cpu_s, 3),
-                "samples_per_s": round(s.samples / s.wall_s, 2) if s.wall_s > 0 else None,
+                "wall_s": round(wall_s, 3), "cpu_s": round(clock.cpu_s, 3),
+                "samples_per_s": round(s.samples / wall_s, 2) if wall_s > 0 else None,
             },
-            "energy": energy_report(s.cpu_s, s.wall_s, trainer.device.type, s.rapl_j),
+            "energy": energy_report(clock.cpu_s, wall_s, trainer.device.type, clock.rapl_j),
             "peak_memory_mb": round(peak_memory_mb(trainer.device), 1),
             "checkpoints": {k: str(Path("checkpoints") / f"{k}.safetensors") for k in ("last", "best")},
         }
