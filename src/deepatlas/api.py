@@ -217,6 +217,9 @@ def _fit(
         model, task, data, config, checkpoint_dir=run.path / "checkpoints",
         callbacks=[RunRecorder(run), *_default_callbacks(progress), *callbacks],
     )
+    summary = run.summary  # the thread count the trainer chose (the default depends on the work and the cores)
+    summary.setdefault("environment", {})["torch_threads"] = trainer.threads
+    run.write_summary(summary)
     result = trainer.fit(resume_from=resume_from)
     from .report import plot_curves
 

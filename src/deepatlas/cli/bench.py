@@ -79,3 +79,19 @@ def bench_gnn(
         result.add_row(r["dataset"], r["model"], f"{r['ours_ms']:.1f}", f"{r['pyg_ms']:.1f}", f"{r['ratio']:.2f}x", f"{r['spread']:.0%}")
     out.print(result)
     out.print(NOISE_NOTE)
+
+
+@app.command("threads")
+def bench_threads(
+    recipe: list[str] = typer.Option([], "--recipe", help="Recipes to time (repeat; default: every built-in training recipe)."),
+    repeats: int = typer.Option(3, help="Alternating rounds of 1, 2 and the default thread count."),
+    seconds: float = typer.Option(1.5, help="Seconds of timed steps per setting and round."),
+) -> None:
+    """Seconds per training step at 1 and 2 threads and at the default (threads: null), alternating; ratios to the best."""
+    from ..bench.threads import SEARCH_ONLY, conditions, measure, table
+    from ..config import list_recipes
+
+    names = list(recipe) or [r for r in list_recipes() if r not in SEARCH_ONLY]
+    results = [measure(name, ("1", "2", "auto"), repeats=repeats, seconds=seconds, warmup=2) for name in names]
+    out.print(table(results), markup=False, soft_wrap=True)
+    out.print(f"conditions: {json.dumps(conditions())}", markup=False, soft_wrap=True)
