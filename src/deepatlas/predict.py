@@ -150,7 +150,7 @@ class Predictor:
             raise RunError(f"{folder}: exists and is not an export folder; choose an empty or new folder.")
         folder.mkdir(parents=True, exist_ok=True)
         write_text(folder / "config.yaml", self.config.to_yaml())
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}  # tied weights: one copy each
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"source": self.source})
         save_preprocessor(self.preprocessor, folder)
