@@ -27,8 +27,10 @@ from .build import (
     build,
     build_model,
     build_task,
-    load_weights,
+    checkpoint_path,
+    load_trained_model,
     resolve_model_config,
+    run_task,
     seed_everything,
 )
 from .config import Config, load_recipe, resumable_keys
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = resumable_keys()
 
 __all__ = [
-    "RESUMABLE_KEYS", "build_model", "build_task", "compare_runs", "evaluate", "list_runs", "load_trained_model",
+    "RESUMABLE_KEYS", "build_model", "build_task", "checkpoint_path", "compare_runs", "evaluate", "list_runs", "load_trained_model",
     "open_run", "resolve_model_config", "resume", "run_task", "sample", "sample_images", "seed_everything", "train",
 ]
 
@@ -68,11 +70,6 @@ def _default_callbacks(progress: bool | None) -> list[Callback]:
         console = Console(stderr=True)
         return [ProgressBar(plain=not (console.is_terminal or console.is_jupyter))]
     return [ProgressBar(plain=False)]
-
-
-def run_task(run: Run) -> Task:
-    """The task of a trained run, built from its config and the data meta it recorded (no dataset needed)."""
-    return build_task(run.config, (run.summary.get("data") or {}).get("meta") or {})
 
 
 # --------------------------------------------------------------------------- train and resume
@@ -254,26 +251,6 @@ def evaluate(
     data = load_dataset(config.data, state_dir=run.path)
     task = build_task(config, data.meta)
     return _evaluate(run, config, data, task, split, checkpoint, resolve_device(device or config.train.device), samples, steps)
-
-
-def load_trained_model(run: Run, config: Config, task: Task, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Path, bool]:
-    """The run's model with the weights of ``checkpoint`` (EMA weights when kept), in eval mode."""
-    path = checkpoint_path(run, checkpoint)
-    model = build_model(config)
-    ckpt, use_ema = load_weights(model, task, path)
-    return model.eval(), ckpt, path, use_ema
-
-
-def checkpoint_path(run: Run, checkpoint: str) -> Path:
-    """``best`` (falls back to ``last``, e.g. a run with no validation split) or ``last``."""
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"--checkpoint: {checkpoint!r} is not allowed (allowed: best, last).")
-    path = run.checkpoint(checkpoint)
-    if checkpoint == "best" and not path.is_file():
-        path = run.checkpoint("last")
-    if not path.is_file():
-        raise RunError(f"run {run.id} has no checkpoint ({path}); it has not finished an epoch yet.")
-    return path
 
 
 def _evaluate(

@@ -21,10 +21,11 @@ from torch import nn
 from . import schema
 from .config import Config
 from .engine.checkpoint import load_checkpoint
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, RunError
 from .models.base import DATA_BOUND_FIELDS
 from .registry import MODELS, TASKS
 from .tasks.base import Task
+from .tracking import Run
 
 
 def seed_everything(seed: int) -> None:
@@ -97,3 +98,28 @@ def load_weights(model: nn.Module, task: Task, path: Path) -> tuple[dict[str, An
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: does not fit the run's model ({exc}).") from None
     return ckpt, use_ema
+
+
+def run_task(run: Run) -> Task:
+    """The task of a trained run, built from its config and the data meta it recorded (no dataset needed)."""
+    return build_task(run.config, (run.summary.get("data") or {}).get("meta") or {})
+
+
+def load_trained_model(run: Run, config: Config, task: Task, checkpoint: str = "best") -> tuple[nn.Module, dict[str, Any], Path, bool]:
+    """The run's model with the weights of ``checkpoint`` (EMA weights when kept), in eval mode."""
+    path = checkpoint_path(run, checkpoint)
+    model = build_model(config)
+    ckpt, use_ema = load_weights(model, task, path)
+    return model.eval(), ckpt, path, use_ema
+
+
+def checkpoint_path(run: Run, checkpoint: str) -> Path:
+    """``best`` (falls back to ``last``, e.g. a run with no validation split) or ``last``."""
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"--checkpoint: {checkpoint!r} is not allowed (allowed: best, last).")
+    path = run.checkpoint(checkpoint)
+    if checkpoint == "best" and not path.is_file():
+        path = run.checkpoint("last")
+    if not path.is_file():
+        raise RunError(f"run {run.id} has no checkpoint ({path}); it has not finished an epoch yet.")
+    return path

@@ -93,13 +93,14 @@ def export_feature_network(run_ref: str | Path, path: str | Path) -> str:
     """
     from safetensors.torch import save_file
 
+    from .build import load_trained_model, run_task
     from .io import atomic_path
     from .metrics.generative import FEATURE_NETWORK
-    from .predict import load
+    from .tracking import RunStore
 
-    predictor = load(run_ref, checkpoint="best")
-    model = predictor.model
+    run = RunStore().open(run_ref)
+    model, *_ = load_trained_model(run, run.config, run_task(run), "best")
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata={"name": FEATURE_NETWORK, "run": predictor.source})
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata={"name": FEATURE_NETWORK, "run": run.id})
     return hashlib.sha256(path.read_bytes()).hexdigest()

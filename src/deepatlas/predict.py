@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .build import build_model, build_task, load_weights
+from .build import build_model, build_task, checkpoint_path, load_weights
 from .config import Config, load_recipe
 from .data.preprocess import FILE as PREPROCESS_FILE
 from .data.preprocess import Preprocessor, load_preprocessor, save_preprocessor
@@ -174,8 +174,6 @@ def load(
     """
     if not isinstance(ref, Run) and (Path(ref).expanduser() / MANIFEST).is_file():
         return _load_export(Path(ref).expanduser(), device)
-    from .api import checkpoint_path
-
     run = ref if isinstance(ref, Run) else RunStore(runs_dir).open(ref)
     config = run.config
     meta = (run.summary.get("data") or {}).get("meta") or {}

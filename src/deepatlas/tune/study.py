@@ -41,6 +41,7 @@ from .callbacks import MetricNotFound, PruningCallback, StopWhenAsked, TrialLink
 from .objectives import objective_values
 from .space import (
     SearchSpec,
+    format_value,
     parse_search,
     probes,
     resolve_monitor,
@@ -501,7 +502,8 @@ class _Driver:
         callbacks: list[Any] = [link, StopWhenAsked(lambda: self.signals.name)]
         if not self.spec.multi_objective and not first.is_cost:
             callbacks.append(PruningCallback(trial, first.name))
-        log.info("trial %d: %s", trial.number, " ".join(overrides))
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={format_value(v)}" for k, v in values.items())
+        log.info("trial %d: %s", trial.number, shown)  # rounded for reading; the run gets the exact values
         try:
             run = api.train(self.recipe, _trial_overrides(self.overrides, overrides), runs_dir=self.runs_dir,
                             callbacks=callbacks, progress=self.progress)
