@@ -25,8 +25,6 @@ import itertools
 from collections import deque
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -203,11 +201,6 @@ def describe(cycles: list[list[str]], graph: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deferred imports close cycles api <-> predict <-> evaluation "
-    "(api._evaluate/sample, predict.load/Predictor.sample, evaluation.export_feature_network)",
-)
 def test_no_circular_imports_in_deepatlas() -> None:
     graph = import_graph(SRC, "deepatlas")
     assert "deepatlas.engine.trainer" in graph  # the walk found the package

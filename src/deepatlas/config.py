@@ -168,7 +168,10 @@ class TrainConfig:
     init_from: Optional[str] = option(
         None, "start from another run's weights (id, folder or .safetensors); layers of matching shape are loaded"
     )
-    threads: Optional[int] = option(None, "CPU threads for torch (null: torch's default)", low=1, resumable=True)
+    threads: Optional[int] = option(
+        None, "CPU threads for torch (null: chosen from the free cores and the work per batch, kept on resume)",
+        low=1, resumable=True,
+    )
     deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
 
     def validate(self, path: str) -> None:

@@ -86,15 +86,15 @@ class Predictor:
         """What a user wants for raw inputs: class names (or ids) for a classifier, decoded strings for
         a sequence-to-sequence model, the most likely next token after each string for a language model."""
         out = self.outputs(raw)
-        if "label" in out:
+        kind, tokenizer = self.task.predicts, self.preprocessor.tokenizer
+        if kind == "labels":
             labels = out["label"].cpu().numpy()
             names = self.class_names
             return [names[i] for i in labels] if names else labels
-        tokenizer = getattr(self.preprocessor, "tokenizer", None)
-        if "output" in out:
+        if kind == "sequences":
             pad = self.meta.get("pad_id")
             return [tokenizer.decode([i for i in row if i != pad]) for row in out["output"].tolist()]
-        if "next" in out:
+        if kind == "next-token":
             return [tokenizer.decode([row[-1]]) for row in out["next"].tolist()]
         return {k: v.cpu().numpy() for k, v in out.items()}
 
@@ -121,7 +121,7 @@ class Predictor:
     ) -> Iterator[str]:
         """Text after ``prompt`` from a language-model run, yielded piece by piece as it is generated."""
         self._require("generate")
-        tokenizer = self.preprocessor.tokenizer  # type: ignore[attr-defined]
+        tokenizer = self.preprocessor.tokenizer
         ids = tokenizer.encode(prompt) if prompt else [0]
         context = torch.tensor([ids], dtype=torch.long, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)

@@ -6,8 +6,8 @@ batches; the api also reads ``meta`` (classes, channels, vocabulary...), records
 (``save``: the tokenizer, the fitted preprocessing) and turns raw user inputs into
 model inputs (``preprocessor``). :class:`DataBundle` writes the contract down as a
 ``typing.Protocol``; :class:`SplitBundle` gives the usual implementation of the
-split-related half, and :class:`TensorPairs` + :class:`PairBatching` the batching of
-splits held as two aligned tensors (inputs, targets) that most sources share.
+split-related half, and :class:`ShuffledBatches` the seeded epoch order, :class:`TensorPairs` +
+:class:`PairBatching` the batching of splits held as two aligned tensors (inputs, targets) that most sources share.
 """
 
 from __future__ import annotations
@@ -108,26 +108,37 @@ class TensorPairs:
         return self._fingerprint
 
 
-class PairBatching(SplitBundle):
-    """Seeded, resumable batching of :class:`TensorPairs` splits; ``config`` has batch_size and eval_batch_size."""
+class ShuffledBatches(SplitBundle):
+    """Batch counts and the seeded order of an epoch, for splits of examples; ``config`` has batch sizes."""
 
     config: Any
-    splits: dict[str, TensorPairs]
 
     def num_batches(self, split: str = "train") -> int:
+        """Micro-batches per epoch (training drops the last incomplete batch)."""
         n = len(self.split(split))
         if split == "train":
             return max(1, n // self.config.batch_size)
         return -(-n // self.config.eval_batch_size)
 
+    def epoch_index(self, epoch: int, seed: int, start: int = 0) -> list[torch.Tensor]:
+        """The training examples of each batch of ``epoch`` from batch ``start`` on: a fresh permutation per
+        (seed, epoch), so that a run resumed mid-epoch sees exactly the batches it would have seen."""
+        n = len(self.splits["train"])
+        bs = min(self.config.batch_size, n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
+        return list(order[: self.num_batches() * bs].split(bs))[start:]
+
+
+class PairBatching(ShuffledBatches):
+    """Seeded, resumable batching of :class:`TensorPairs` splits."""
+
+    splits: dict[str, TensorPairs]
+
     def train_batches(
         self, epoch: int, seed: int, device: torch.device, start: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """A fresh permutation per (seed, epoch); the last incomplete batch is dropped."""
         data = self.splits["train"]
-        bs = min(self.config.batch_size, len(data))
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
-        for idx in list(order[: self.num_batches() * bs].split(bs))[start:]:
+        for idx in self.epoch_index(epoch, seed, start):
             yield data.inputs[idx].to(device), data.targets[idx].to(device)
 
     def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import DataError
 from ..io import derive_seed
-from .bundle import SplitBundle
+from .bundle import ShuffledBatches, SplitBundle
 from .graph import Graph, batch_graphs, index_to_mask
 from .sampling import NeighborSampler
 
@@ -132,7 +132,7 @@ class GraphListSplit:
         return self._fingerprint
 
 
-class GraphLevelData(SplitBundle):
+class GraphLevelData(ShuffledBatches):
     """Graph classification: batches ``(batched_graph, y)`` of ``data.batch_size`` graphs.
 
     Training batches follow a permutation seeded by ``(seed, epoch)`` and drop
@@ -158,13 +158,6 @@ class GraphLevelData(SplitBundle):
             "sizes": {k: len(v) for k, v in self.splits.items()},
         }
 
-    def num_batches(self, split: str = "train") -> int:
-        """Batches per epoch (training drops the last incomplete batch)."""
-        n = len(self.split(split))
-        if split == "train":
-            return max(1, n // self.config.batch_size)
-        return -(-n // self.config.eval_batch_size)
-
     def _batches(self, data: GraphListSplit, index: list[torch.Tensor], device: torch.device) -> Iterator[Any]:
         for idx in index:
             batch = batch_graphs([data.graphs[i] for i in idx.tolist()]).to(device)
@@ -173,10 +166,7 @@ class GraphLevelData(SplitBundle):
     def train_batches(
         self, epoch: int, seed: int, device: torch.device, start: int = 0
     ) -> Iterator[tuple[Graph, torch.Tensor]]:
-        data = self.splits["train"]
-        bs = min(self.config.batch_size, len(data))
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
-        yield from self._batches(data, list(order[: self.num_batches() * bs].split(bs))[start:], device)
+        yield from self._batches(self.splits["train"], self.epoch_index(epoch, seed, start), device)
 
     def eval_batches(self, split: str, device: torch.device) -> Iterator[tuple[Graph, torch.Tensor]]:
         data = self.split(split)

@@ -26,7 +26,7 @@ from ..errors import DataError
 from ..io import derive_seed
 from ..schema import option
 from . import transforms as T
-from .bundle import SplitBundle
+from .bundle import ShuffledBatches
 from .preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.asarray(kept), np.asarray(held)
 
 
-class ImageData(SplitBundle):
+class ImageData(ShuffledBatches):
     """Train/validation/test image splits with deterministic, resumable batching."""
 
     def __init__(
@@ -206,21 +206,12 @@ class ImageData(SplitBundle):
 
     # ----------------------------------------------------------------- batching
 
-    def num_batches(self, split: str = "train") -> int:
-        """Micro-batches per epoch (training drops the last incomplete batch)."""
-        n = len(self.split(split))
-        if split == "train":
-            return max(1, n // self.config.batch_size)
-        return -(-n // self.config.eval_batch_size)
-
     def train_batches(
         self, epoch: int, seed: int, device: torch.device, start: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Augmented, normalised training batches of ``epoch``, from batch ``start`` on."""
         split = self.splits["train"]
-        bs = min(self.config.batch_size, len(split))
-        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(derive_seed(seed, "order", epoch)))
-        index = list(order[: self.num_batches() * bs].split(bs))[start:]
+        index = self.epoch_index(epoch, seed, start)
         for i, (x, y) in enumerate(self._raw_batches(split, index, device), start=start):
             gen = torch.Generator().manual_seed(derive_seed(seed, "augment", epoch, i))
             yield self._prepare(x, split.scale, gen), y

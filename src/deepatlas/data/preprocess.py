@@ -29,6 +29,7 @@ FILE = "preprocess.json"
 
 class Preprocessor(Protocol):
     kind: ClassVar[str]
+    tokenizer: Any  # the run's tokenizer for text inputs, else None
 
     def __call__(self, raw: Any) -> Any:
         """Raw inputs -> model inputs (on the CPU)."""
@@ -43,6 +44,7 @@ class Identity:
     """Inputs the model takes as they are (a graph)."""
 
     kind: ClassVar[str] = "identity"
+    tokenizer: ClassVar[None] = None
 
     def __call__(self, raw: Any) -> Any:
         return raw
@@ -67,6 +69,7 @@ class ImagePreprocessor:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     kind: ClassVar[str] = "images"
+    tokenizer: ClassVar[None] = None
 
     def __call__(self, raw: Any) -> torch.Tensor:
         if isinstance(raw, (list, tuple)):
@@ -183,9 +186,8 @@ KINDS: dict[str, Any] = {p.kind: p for p in (Identity, ImagePreprocessor, TokenP
 
 def save_preprocessor(preprocessor: Preprocessor, folder: Path) -> None:
     """Write ``preprocess.json`` (and ``tokenizer.json`` for text) into ``folder``, atomically."""
-    tokenizer = getattr(preprocessor, "tokenizer", None)
-    if tokenizer is not None:
-        save_tokenizer(tokenizer, folder)
+    if preprocessor.tokenizer is not None:
+        save_tokenizer(preprocessor.tokenizer, folder)
     write_json(Path(folder) / FILE, {"kind": preprocessor.kind, **preprocessor.to_json()})
 
 

@@ -21,8 +21,6 @@ import dataclasses
 import logging
 import math
 import random
-import signal
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,6 +47,7 @@ from .device import (
 from .ema import EMA
 from .optim import build_optimizer
 from .schedule import LRSchedule
+from .signals import stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -329,22 +328,15 @@ class Trainer:
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         """First Ctrl-C / SIGTERM: finish the step, checkpoint, stop. Second: stop at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
 
-        def handler(signum: int, frame: Any) -> None:
-            if self._signal is not None:
-                raise KeyboardInterrupt
-            self._signal = signal.Signals(signum).name
-            log.warning("%s: saving a checkpoint after this step (send again to stop at once)", self._signal)
+        def first(name: str) -> None:
+            self._signal = name
+            log.warning("%s: saving a checkpoint after this step (send again to stop at once)", name)
 
-        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield
+            with stop_signals(first, lambda: self._signal is not None):
+                yield
         finally:
-            for sig, previous in old.items():
-                signal.signal(sig, previous)
             self._signal = None
 
     @contextlib.contextmanager

@@ -38,6 +38,14 @@ CAPABILITIES = {
 }
 
 
+#: what a task's ``predict`` may return, and what a user gets from ``Predictor.predict``
+PREDICTIONS = {
+    "labels": "'label' (B,) class ids and 'probabilities' (B, K): class names",
+    "sequences": "'output' (B, L) token ids padded with [PAD]: decoded strings",
+    "next-token": "'next' (B, T) ids and 'probabilities' (B, T, vocab): the next token after each string",
+}
+
+
 class StepOutput(NamedTuple):
     """The loss to back-propagate and detached tensors to log (no ``.item()`` inside a step)."""
 
@@ -63,6 +71,8 @@ class Task(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: the kind of data bundle this task takes (``images``, ``tokens``, ``graph``, ...; ``any``: no check)
     data_kind: ClassVar[str] = "any"
+    #: what ``predict`` returns (keys of ``PREDICTIONS``); None when the task cannot predict
+    predicts: ClassVar[str | None] = None
 
     def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
         self.config = config

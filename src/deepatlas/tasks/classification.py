@@ -32,6 +32,7 @@ class Classification(Task):
     monitor = ("accuracy", "max")
     directions: ClassVar[Mapping[str, str]] = {"accuracy": "max", "macro_f1": "max", "nll": "min", "ece": "min"}
     capabilities = frozenset({"predict"})
+    predicts = "labels"
     data_kind = "labelled"
 
     @classmethod

@@ -63,6 +63,7 @@ class CausalLM(Task):
     monitor = ("loss", "min")
     directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
     capabilities = frozenset({"predict", "generate"})
+    predicts = "next-token"
     data_kind = "tokens"
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:

@@ -55,6 +55,7 @@ class Seq2Seq(Task):
         "beam_exact_match": "max", "beam_char_accuracy": "max",
     }
     capabilities = frozenset({"predict"})
+    predicts = "sequences"
     data_kind = "pairs"
 
     def __init__(self, config: Seq2SeqConfig, meta: Mapping[str, Any]) -> None:

@@ -25,15 +25,14 @@ import logging
 import os
 import re
 import shlex
-import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..engine.signals import stop_signals
 from ..errors import ConfigError, one_of, suggest
 from ..io import derive_seed, write_json
 from ..registry import TASKS
@@ -436,22 +435,12 @@ class _StopSignals:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
+        def first(name: str) -> None:
+            self.name = name
+            log.warning("%s: the study stops after this trial's current step (send again to stop at once)", name)
 
-        def handler(signum: int, frame: Any) -> None:
-            if self.name is not None:
-                raise KeyboardInterrupt
-            self.name = signal.Signals(signum).name
-            log.warning("%s: the study stops after this trial's current step (send again to stop at once)", self.name)
-
-        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_signals(first, lambda: self.name is not None):
             yield
-        finally:
-            for sig, previous in old.items():
-                signal.signal(sig, previous)
 
 
 class _Driver:
