@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..data.bundle import DataBundle
 from ..errors import CheckpointError, TrainingError
 from ..tasks.base import Task, accumulate
 from .callbacks import Callback, callback_name
@@ -109,7 +110,7 @@ class Trainer:
         self,
         model: nn.Module,
         task: Task,
-        data: Any,
+        data: DataBundle,
         config: Config,
         *,
         checkpoint_dir: str | Path | None = None,
