@@ -178,8 +178,7 @@ def _init_source(ref: str, runs_dir: str | Path | None) -> tuple[Path, Path | No
         folder = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, folder
     run = open_run(ref, runs_dir)
-    best = run.checkpoint("best")
-    return (best if best.is_file() else run.checkpoint("last")), run.path
+    return checkpoint_path(run, "best"), run.path
 
 
 def _load_init(model: nn.Module, path: Path) -> dict[str, Any]:

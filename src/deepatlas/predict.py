@@ -18,7 +18,6 @@ the run store, as ``save_pretrained``/``from_pretrained`` do in Hugging Face::
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,11 +219,6 @@ def export(
 ) -> Path:
     """Export a run (its ``checkpoint`` weights, EMA when kept) as a self-contained folder ``out``."""
     return load(ref, device="cpu", checkpoint=checkpoint, runs_dir=runs_dir).export(out)
-
-
-def copy_export(src: str | Path, dst: str | Path) -> Path:
-    """Copy an export folder (e.g. onto a machine without the run store)."""
-    return Path(shutil.copytree(src, dst))
 
 
 __all__: Sequence[str] = ("Predictor", "export", "load")
