@@ -152,3 +152,69 @@ def test_cli_predict_and_export(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", run.id, "--out", str(tmp_path)])  # not empty, not an export
     assert isinstance(result.exception, RunError) and "is not an export folder" in str(result.exception)
     assert math.isfinite(json.loads((tmp_path / "model" / "deepatlas-export.json").read_text())["version"])
+
+
+def test_seq2seq_decodes_raw_strings_as_evaluation_did(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    words = ["abc", "hello", "tide", "moon", "stars", "rose", "night", "wind", "sea", "fire"]
+    path.write_text("".join(f"{w}{i}\t{(w + str(i))[::-1]}\n" for i, w in enumerate(words * 20)))
+    overrides = [
+        "data.name=text-pairs", f"data.path={path}", "data.max_len=12", "data.batch_size=32",
+        "model.d_model=32", "model.n_head=2", "model.d_ff=64", "model.n_encoder_layers=1", "model.n_decoder_layers=1",
+        "train.epochs=2", "train.checkpoint_every=0", "task.beam_size=2",
+    ]
+    run = deepatlas.train("transformer-reverse-shakespeare", overrides, progress=False)
+    deepatlas.evaluate(run, "test")
+    examples = _eval_json(run)["arrays"]["examples"]  # the first of the one evaluation batch
+    data = load_dataset(run.config.data, state_dir=run.path)
+    sources = [data.decode(row) for row in data.split("test").inputs]  # the raw strings of the batch
+    assert [e["source"] for e in examples] == sources[: len(examples)]
+    predictor = deepatlas.load(run.id)
+    predicted = predictor.predict(sources)  # one batch, as evaluation decoded it
+    assert predicted[: len(examples)] == [e["output"] for e in examples]
+    again = deepatlas.load(predictor.export(tmp_path / "s2s"))
+    assert again.predict(sources) == predicted
+
+
+def test_text_classifier_predicts_raw_strings_as_evaluation_did(tmp_path: Path) -> None:
+    import csv
+    import random
+
+    from tests.test_bert_e2e import WORDS, small_bert
+
+    rng = random.Random(0)
+    path = tmp_path / "moods.csv"
+    rows = [(" ".join(rng.choice(WORDS[label] + ["the", "of"]) for _ in range(6)), label)
+            for label in (rng.choice(list(WORDS)) for _ in range(200))]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    run = deepatlas.train("bert-speakers-shakespeare", small_bert(path, "train.epochs=2"), progress=False)
+    accuracy = run.summary["eval"]["test"]["accuracy"]
+    data = load_dataset(run.config.data, state_dir=run.path)
+    test = data.split("test")
+    pad = data.meta["pad_id"]
+    texts = [data.tokenizer.decode([i for i in row.tolist()[1:] if i != pad]) for row in test.inputs]  # the raw strings
+    predictor = deepatlas.load(run.id)
+    assert torch.equal(predictor.preprocess(texts), test.inputs)  # [CLS] + ids, padded, as the data made them
+    predicted = predictor.predict(texts)
+    names = data.meta["class_names"]
+    assert np.mean([names.index(p) for p in predicted] == test.targets.numpy()) == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_link_predictor_scores_node_pairs_as_evaluation_did(planetoid_dir: Path) -> None:
+    from deepatlas.tasks.graph import LinkPrediction
+
+    run = deepatlas.train("gae-cora-links", [f"data.root={planetoid_dir}", "train.epochs=5", "train.test=true"], progress=False)
+    data = load_dataset(run.config.data)
+    graph, links = next(data.eval_batches("test", torch.device("cpu")))
+    predictor = deepatlas.load(run.id)
+    pairs = torch.cat([links.positive, links.negative], dim=1)
+    probabilities = predictor.predict((graph, pairs))
+    assert probabilities.shape == (pairs.shape[1],) and ((probabilities >= 0) & (probabilities <= 1)).all()
+    from sklearn.metrics import roc_auc_score
+
+    logits = predictor.outputs((graph, pairs))["logits"].numpy()  # ranks kept where sigmoid saturates
+    assert np.allclose(1 / (1 + np.exp(-logits)), probabilities)
+    labels = np.r_[np.ones(links.positive.shape[1]), np.zeros(links.negative.shape[1])]
+    assert roc_auc_score(labels, logits) == pytest.approx(run.summary["eval"]["test"]["auc"], abs=1e-9)
+    assert isinstance(predictor.task, LinkPrediction)

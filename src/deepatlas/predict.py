@@ -72,8 +72,7 @@ class Predictor:
 
     def preprocess(self, raw: Any) -> Any:
         """Raw inputs -> model inputs on the model's device, as the run's data made them."""
-        inputs = self.preprocessor(raw)
-        return inputs.to(self.device)
+        return _to(self.preprocessor(raw), self.device)
 
     @torch.no_grad()
     def outputs(self, raw: Any) -> dict[str, torch.Tensor]:
@@ -95,6 +94,8 @@ class Predictor:
             return [tokenizer.decode([i for i in row if i != pad]) for row in out["output"].tolist()]
         if kind == "next-token":
             return [tokenizer.decode([row[-1]]) for row in out["next"].tolist()]
+        if kind == "link-scores":
+            return out["probabilities"].cpu().numpy()
         return {k: v.cpu().numpy() for k, v in out.items()}
 
     def predict_proba(self, raw: Any) -> np.ndarray:
@@ -161,6 +162,15 @@ class Predictor:
             "capabilities": sorted(self.task.capabilities), "meta": self.meta,
         })
         return folder
+
+
+def _to(inputs: Any, device: torch.device) -> Any:
+    """Tensors and graphs, or tuples of them (a graph and node pairs), on ``device``."""
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(_to(item, device) for item in inputs)
+    if isinstance(inputs, np.ndarray):
+        inputs = torch.as_tensor(inputs)
+    return inputs.to(device)
 
 
 def load(

@@ -60,10 +60,12 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
 
 
 # The work per training micro-batch (forward + backward FLOPs) that makes a second thread pay
-# off; measured in docs/BENCHMARKS.md ("Threads"). Below it, an op is too short to split: every
-# parallel region then waits for its slowest thread, and on a loaded machine that thread waits
-# for a scheduler slice (milliseconds), so small models train many times slower on all cores.
-FLOPS_PER_THREAD = 2e9
+# off; measured in docs/BENCHMARKS.md ("Threads"): on idle cores a LeNet-5 batch (0.29 GFLOP)
+# already trains 1.5x faster on two threads, the quickstart MLP (0.03 GFLOP) no faster. Below
+# it, an op is too short to split: every parallel region waits for its slowest thread. Busy
+# cores are left alone whatever the work (``auto_threads``): there the waiting thread waits for
+# a scheduler slice (milliseconds), and every model trains several times slower on all cores.
+FLOPS_PER_THREAD = 1e8
 
 
 def _cgroup_quota(root: Path, proc_cgroup: Path) -> float | None:

@@ -72,7 +72,17 @@ class LinkPrediction(Task):
 
     monitor = ("auc", "max")
     directions: ClassVar[Mapping[str, str]] = {"auc": "max", "ap": "max", "loss": "min"}
+    capabilities = frozenset({"predict"})
+    predicts = "link-scores"
     data_kind = "graph"
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``inputs`` = (graph, pairs (2, P)): the probability sigma(z_u . z_v) that each pair is an edge,
+        with node embeddings z from the graph's edges (give the edges the model may see)."""
+        graph, pairs = inputs
+        logits = self._scores(self._embed(model, graph), pairs.long()).double()
+        return {"logits": logits, "probabilities": torch.sigmoid(logits)}
 
     @staticmethod
     def _scores(z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

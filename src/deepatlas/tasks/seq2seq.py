@@ -112,7 +112,8 @@ class Seq2Seq(Task):
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
-        """``output`` token ids (B, L) by beam search (as evaluation decodes), [EOS] replaced by [PAD]."""
+        """``output`` token ids (B, L) by beam search (as evaluation decodes), [EOS] replaced by [PAD]. As in
+        evaluation, decoding stops at the longest source of the batch + ``extra_length`` tokens."""
         out = model.beam_search(inputs, self._max_len(inputs), self.config.beam_size, self.config.length_penalty)
         return {"output": self._decoded(out)}
 
