@@ -218,3 +218,24 @@ def test_link_predictor_scores_node_pairs_as_evaluation_did(planetoid_dir: Path)
     labels = np.r_[np.ones(links.positive.shape[1]), np.zeros(links.negative.shape[1])]
     assert roc_auc_score(labels, logits) == pytest.approx(run.summary["eval"]["test"]["auc"], abs=1e-9)
     assert isinstance(predictor.task, LinkPrediction)
+
+
+def test_masked_lm_fills_the_masks_written_in_raw_text(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    run = deepatlas.train("bert-mlm-shakespeare", [
+        "data.name=text", f"data.path={corpus}", "data.block_size=40", "data.steps_per_epoch=20",
+        "data.specials=[\"[PAD]\", \"[MASK]\", \"[CLS]\"]", "model.hidden=32", "model.n_layer=2", "model.n_head=2",
+        "model.intermediate=64", "model.max_position=40", "train.max_steps=40", "schedule.warmup=5",
+    ], progress=False)
+    predictor = deepatlas.load(run.id)
+    text = "ROMEO:\nBut soft, what li[MASK]ht through"
+    ids = predictor.preprocess(text)
+    mask = predictor.task.mask_id
+    assert ids.shape == (1, len(text) - len("[MASK]") + 1) and int((ids == mask).sum()) == 1
+    filled = predictor.predict(text)[0]
+    assert len(filled) == ids.shape[1] and "[MASK]" not in filled
+    logits = predictor.model.masked_lm(ids)[0, ids[0].tolist().index(mask)]
+    best = predictor.preprocessor.tokenizer.decode([int(logits[: len(predictor.preprocessor.tokenizer.chars)].argmax())])
+    assert filled == text.replace("[MASK]", best)
+    assert deepatlas.load(predictor.export(tmp_path / "mlm")).predict(text) == [filled]

@@ -94,6 +94,8 @@ class Predictor:
             return [tokenizer.decode([i for i in row if i != pad]) for row in out["output"].tolist()]
         if kind == "next-token":
             return [tokenizer.decode([row[-1]]) for row in out["next"].tolist()]
+        if kind == "fill-mask":
+            return [tokenizer.decode(row) for row in out["filled"].tolist()]
         if kind == "link-scores":
             return out["probabilities"].cpu().numpy()
         return {k: v.cpu().numpy() for k, v in out.items()}

@@ -139,14 +139,15 @@ class _Tokenizing:
 
 @dataclass(frozen=True)
 class TokenPreprocessor(_Tokenizing):
-    """Strings -> token ids (B, T) for a language model; the strings must tokenize to one length."""
+    """Strings -> token ids (B, T) for a language model; the strings must tokenize to one length.
+    Special tokens written in a string (``[MASK]``) are read as themselves."""
 
     tokenizer: Any
     block_size: int
     kind: ClassVar[str] = "tokens"
 
     def __call__(self, raw: Any) -> torch.Tensor:
-        ids = [self.tokenizer.encode(s) for s in self._strings(raw)]
+        ids = [self.tokenizer.encode_with_specials(s) for s in self._strings(raw)]
         lengths = {len(i) for i in ids}
         if len(lengths) != 1 or 0 in lengths:
             raise DataError(f"text: the strings tokenize to different or empty lengths {sorted(lengths)}; give one string at a time.")

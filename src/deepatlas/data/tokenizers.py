@@ -4,6 +4,7 @@ Radford et al. 2019) trained with the ``tokenizers`` library, saved with every r
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,16 @@ class CharTokenizer:
             return [self.stoi[c] for c in text]
         except KeyError as exc:
             raise DataError(f"character {exc.args[0]!r} is not in the tokenizer's vocabulary.") from None
+
+    def encode_with_specials(self, text: str) -> list[int]:
+        """``encode``, with the special tokens written in the text (``"the [MASK] sun"``) read as themselves."""
+        if not self.specials:
+            return self.encode(text)
+        pattern = "(" + "|".join(re.escape(s) for s in sorted(self.specials, key=len, reverse=True)) + ")"
+        ids: list[int] = []
+        for piece in re.split(pattern, text):
+            ids += [self.special_ids[piece]] if piece in self.special_ids else self.encode(piece)
+        return ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.itos[i] for i in ids if i < len(self.chars))
@@ -82,6 +93,9 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text).ids
+
+    def encode_with_specials(self, text: str) -> list[int]:
+        return self.encode(text)  # the tokenizers library reads its special tokens in the text
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -43,6 +43,7 @@ PREDICTIONS = {
     "labels": "'label' (B,) class ids and 'probabilities' (B, K): class names",
     "sequences": "'output' (B, L) token ids padded with [PAD]: decoded strings",
     "next-token": "'next' (B, T) ids and 'probabilities' (B, T, vocab): the next token after each string",
+    "fill-mask": "'filled' (B, T) ids with each [MASK] replaced by its most likely token: the filled strings",
     "link-scores": "'logits' and 'probabilities' (P,) that each node pair (u, v) is an edge: the probabilities",
 }
 

@@ -128,6 +128,8 @@ class MaskedLM(Task):
 
     monitor = ("loss", "min")
     directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
+    capabilities = frozenset({"predict"})
+    predicts = "fill-mask"
     data_kind = "tokens"
 
     def __init__(self, config: MaskedLMConfig, meta: Mapping[str, Any]) -> None:
@@ -159,6 +161,16 @@ class MaskedLM(Task):
 
     def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return _lm_metrics(totals)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``probabilities`` (B, T, vocab) at every position and ``filled``: the ids with each [MASK]
+        replaced by its most likely token (never a special token)."""
+        probabilities = torch.softmax(model.masked_lm(inputs).float(), dim=-1)
+        candidates = probabilities.clone()
+        candidates[..., list(self.special)] = -1.0
+        filled = torch.where(inputs == self.mask_id, candidates.argmax(-1), inputs)
+        return {"filled": filled, "probabilities": probabilities}
 
 
 TASKS.register("causal-lm", CausalLM, CausalLMConfig(), family="language", doc="next-token prediction (GPT): loss, perplexity, bits per character")
