@@ -256,9 +256,8 @@ def test_study_resumes_with_the_same_name_and_storage(tmp_path: Path) -> None:
 def test_stale_running_trial_of_a_dead_process_becomes_fail(tmp_path: Path) -> None:
     import socket
 
-    from deepatlas.tune.study import _fail_stale_trials
-
     from deepatlas.tracking import Run
+    from deepatlas.tune.study import _fail_stale_trials
 
     study = optuna.create_study(storage=storage_url(None, tmp_path), study_name="x")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
