@@ -140,6 +140,12 @@ def test_a_regular_file_as_runs_dir_is_one_line(tmp_path: Path) -> None:
     assert store.read_text() == "x"
 
 
+def test_tune_with_a_regular_file_as_runs_dir_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match=r"run store .*file: is a file, not a folder"):
+        deepatlas.tune("lenet5-fashion-mnist-search", trials=1, runs_dir=tmp_path / "file", progress=False)
+
+
 def test_a_runs_dir_under_a_regular_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunError, match=r"run store .*file/runs: .*--runs-dir"):

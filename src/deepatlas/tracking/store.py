@@ -171,7 +171,7 @@ class RunStore:
         """A connection to the index (``path`` = ":memory:" for a throwaway one); a store that cannot
         be written (read-only, not a folder, no permission) is a one-line RunError."""
         if path is None:
-            self._ensure_root()
+            self.ensure_root()
         try:
             conn = sqlite3.connect(path or self.index_path, timeout=60.0, isolation_level=None)
         except sqlite3.Error as exc:
@@ -188,8 +188,8 @@ class RunStore:
         finally:
             conn.close()
 
-    def _ensure_root(self) -> None:
-        """Create the store folder, or say in one line why it cannot be one."""
+    def ensure_root(self) -> Path:
+        """Create the store folder and return it, or say in one line why it cannot be one."""
         if self.root.exists() and not self.root.is_dir():
             raise RunError(
                 f"run store {self.root}: is a file, not a folder; pass a folder with --runs-dir "
@@ -199,6 +199,7 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._unusable(exc) from None
+        return self.root
 
     def _unusable(self, exc: BaseException) -> RunError:
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -233,7 +234,7 @@ class RunStore:
         if status and status not in RUN_STATUSES:
             raise RunError(f"status {status!r}: not a run status (one of {', '.join(RUN_STATUSES)}).")
         if self.root.exists() and not self.root.is_dir():
-            self._ensure_root()  # raises: a file is no run store
+            self.ensure_root()  # raises: a file is no run store
         if not self.root.is_dir():
             return []
         if not os.access(self.root, os.W_OK) or (self.index_path.exists() and not os.access(self.index_path, os.W_OK)):
@@ -283,7 +284,7 @@ class RunStore:
         """A new run folder with its resolved config and a first summary."""
         stem = slugify(config.recipe or config.model.name)  # `recipe: ../../x` must not climb out
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self._ensure_root()
+        self.ensure_root()
         for _ in range(100):
             run_id = f"{stem}-{stamp}-{secrets.token_hex(2)}"
             if not (is_safe_id(run_id) and self._inside(self.root / run_id)):  # pragma: no cover - slugify's job

@@ -121,7 +121,7 @@ def tune(
     spec = parse_search(config.search, resolve_monitor(config), task.metric_directions(config.task.options))
     _check_space(recipe, overrides, spec)
     chosen_sampler, chosen_pruner = _strategies(sampler, pruner, spec, config, seed)  # fail before a study exists
-    root = RunStore(runs_dir).root
+    root = RunStore(runs_dir).ensure_root()  # a file or read-only --runs-dir: one line, before a study
     url = storage_url(storage, root)
     study = _open_study(study_name or config.recipe or config.model.name, url, spec, _setup(config, spec))
     _fail_stale_trials(study, root)
