@@ -125,3 +125,22 @@ def test_signal_after_a_trial_trained_keeps_it_and_starts_no_other(
     assert result.interrupted and [t["state"] for t in result.trials] == ["complete"]
     assert any("after 1 of 3 trials; no trial was running; resume with" in m and "--trials 2" in m
                for m in caplog.messages)
+
+
+def test_sigkill_of_a_worker_fails_its_trial_and_its_run_on_the_next_tune(tmp_path: Path) -> None:
+    """SIGKILL leaves the trial RUNNING and its run ``running``; the next ``tune`` fails both."""
+    runs = tmp_path / "runs"  # 20 epochs: long enough to be killed inside, short enough to finish next time
+    command = [sys.executable, "-m", "deepatlas", "tune", recipe(tmp_path), *tiny(**{"train.epochs": 20}),
+               "--trials", "1", "--runs-dir", str(runs)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_training(runs, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    [killed] = trials_of(runs)
+    assert killed.state == TrialState.RUNNING
+    assert deepatlas.open_run(killed.user_attrs["run_id"], runs).status == "running"
+    deepatlas.tune(recipe(tmp_path), tiny(**{"train.epochs": 20}), trials=1, runs_dir=runs, progress=False)
+    first, second = trials_of(runs)
+    assert first.state == TrialState.FAIL and second.state == TrialState.COMPLETE
+    run = deepatlas.open_run(killed.user_attrs["run_id"], runs)
+    assert run.status == "failed" and f"pid {proc.pid}" in run.summary["reason"] and run.summary["pid"] is None

@@ -256,15 +256,23 @@ def test_study_resumes_with_the_same_name_and_storage(tmp_path: Path) -> None:
 def test_stale_running_trial_of_a_dead_process_becomes_fail(tmp_path: Path) -> None:
     import socket
 
+    from deepatlas.tracking import Run
     from deepatlas.tune.study import _fail_stale_trials
 
     study = optuna.create_study(storage=storage_url(None, tmp_path), study_name="x")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / "trial-run"  # the run the killed worker left `running`
+    folder.mkdir()
+    (folder / "config.yaml").write_text("{}")
+    Run(folder).write_summary({"id": folder.name, "status": "running", "pid": int(dead.stdout)})
     trial = study.ask()
     trial.set_user_attr("hostname", socket.gethostname())
     trial.set_user_attr("pid", int(dead.stdout))
-    _fail_stale_trials(study)
+    trial.set_user_attr("run_id", folder.name)
+    _fail_stale_trials(study, tmp_path)
     assert study.trials[0].state == TrialState.FAIL
+    summary = Run(folder).summary
+    assert summary["status"] == "failed" and "died" in summary["reason"] and summary["pid"] is None
 
 
 def test_multi_objective_nsga2_returns_the_pareto_front(tmp_path: Path) -> None:

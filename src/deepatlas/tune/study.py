@@ -121,10 +121,10 @@ def tune(
     spec = parse_search(config.search, resolve_monitor(config), task.metric_directions(config.task.options))
     _check_space(recipe, overrides, spec)
     chosen_sampler, chosen_pruner = _strategies(sampler, pruner, spec, config, seed)  # fail before a study exists
-    root = RunStore(runs_dir).root
+    root = RunStore(runs_dir).ensure_root()  # a file or read-only --runs-dir: one line, before a study
     url = storage_url(storage, root)
     study = _open_study(study_name or config.recipe or config.model.name, url, spec, _setup(config, spec))
-    _fail_stale_trials(study)
+    _fail_stale_trials(study, root)
     if isinstance(sampler, str) and study.trials:  # a resumed study must not replay the first call's samples
         chosen_sampler = make_sampler(sampler, spec, derive_seed(seed, len(study.trials)) % 2**32)
     study.sampler, study.pruner = chosen_sampler, chosen_pruner
@@ -336,8 +336,9 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "another config (" + ", ".join(f"{k}={a.get(k)!r} there, {b.get(k)!r} now" for k in keys[:3]) + ")"
 
 
-def _fail_stale_trials(study: Any) -> None:
-    """Trials left RUNNING by a process of this host that no longer exists (killed) become FAIL."""
+def _fail_stale_trials(study: Any, root: Path) -> None:
+    """Trials left RUNNING by a process of this host that no longer exists (killed) become FAIL, and
+    their runs, left ``created`` or ``running`` by the same process, become ``failed``."""
     from optuna.trial import TrialState
 
     host = socket.gethostname()
@@ -346,6 +347,24 @@ def _fail_stale_trials(study: Any) -> None:
         if attrs.get("hostname") == host and isinstance(attrs.get("pid"), int) and not _alive(attrs["pid"]):
             log.warning("trial %d: its process %d is gone; marked FAIL", trial.number, attrs["pid"])
             study.tell(trial.number, state=TrialState.FAIL)
+            if attrs.get("run_id"):
+                _fail_stale_run(str(attrs["run_id"]), root, trial.number, attrs["pid"])
+
+
+def _fail_stale_run(run_id: str, root: Path, number: int, pid: int) -> None:
+    """Mark the run of a killed trial ``failed``; a run another store holds, or one that already
+    finished, is left as it is."""
+    from ..errors import RunError
+    from ..tracking import RunStore
+
+    try:
+        run = RunStore(root).open(run_id)
+    except RunError:
+        log.info("trial %d: its run %s is not in %s; left as it is", number, run_id, root)
+        return
+    if run.summary.get("status") in ("created", "running"):
+        run.update_summary(status="failed", reason=f"its tuning worker (pid {pid}) died; trial {number} marked FAIL",
+                           pid=None)
 
 
 def _alive(pid: int) -> bool:
