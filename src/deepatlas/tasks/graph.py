@@ -49,7 +49,7 @@ class NodeClassification(Classification):
 class GraphClassification(Classification):
     """Cross-entropy per graph; ``model(x, edge_index, batch=...) -> (G, K)``."""
 
-    data_kind = "graph"
+    data_kind = "graphs"  # many small graphs (graph-atlas), not one graph whose nodes are the examples
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, batch=inputs.batch, edge_weight=inputs.edge_weight)  # (G, K)
