@@ -18,6 +18,7 @@ The fully resolved config is saved with every run and can be trained again as is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -384,10 +385,8 @@ def _drop_foreign_keys(section: dict[str, Any], kind: str, new_name: Any) -> Non
     common_cls, registry = {"model": (ModelSection, MODELS), "data": (DataConfig, DATASETS), "task": (TaskSection, TASKS)}[kind]
     keep = {f.name for f in dataclasses.fields(common_cls)}
     if kind != "model" and isinstance(new_name, str):
-        try:
+        with contextlib.suppress(ConfigError):  # an unknown name: Config.from_dict reports it with the choices
             keep |= set(registry.listing(new_name).keys)
-        except ConfigError:
-            pass  # an unknown name: Config.from_dict reports it with the choices
     for key in list(section):
         if key not in keep:
             del section[key]
@@ -457,7 +456,7 @@ def read_yaml(path: Path) -> Any:
     """Parse a YAML file, turning syntax errors into one-line messages."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
+            return yaml.load(f, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); a recipe is YAML text saved as UTF-8."

@@ -10,6 +10,7 @@ names the key path, the value, what is allowed and a "did you mean".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -136,10 +137,8 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             out_int = value
         elif isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # not a number: the error below names the key
                 out_int = int(value.replace("_", ""))
-            except ValueError:
-                pass
         if out_int is None:
             raise _fail(path, value, "an integer")
         if abs(out_int) > INT_LIMIT:
