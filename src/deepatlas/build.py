@@ -71,9 +71,16 @@ def build_model(config: Config) -> nn.Module:
 
 
 def free_memory() -> int | None:
-    """Bytes of host memory available now (Linux, macOS); None where the system does not say."""
+    """Bytes of host memory available for new allocations (Linux MemAvailable, counting reclaimable
+    cache; elsewhere the physical memory); None where the system does not say."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
 
@@ -89,9 +96,9 @@ def check_model_size(config: Config, available: int | None = None) -> None:
     try:
         with torch.device("meta"):
             params: int | None = count_parameters(build_model(config))
-    except RuntimeError as exc:
+    except Exception as exc:  # best effort: the real build in build() raises what matters
         if "overflow" not in str(exc):
-            return  # best effort: a model the meta device cannot build is checked when it is built
+            return  # a model the meta device cannot build (e.g. an op without a meta kernel) is checked when built
         params = None  # more elements than a tensor can index
     if params is not None and (available is None or 4 * params <= available):
         return
@@ -141,6 +148,10 @@ def build(config: Config, meta: Mapping[str, Any]) -> Built:
     try:
         model = build_model(config)
     except MemoryError:
+        raise _too_large(config, "does not fit in memory") from None
+    except RuntimeError as exc:  # torch's allocators raise RuntimeError ("can't allocate memory", "out of memory")
+        if "allocat" not in str(exc) and "out of memory" not in str(exc):
+            raise
         raise _too_large(config, "does not fit in memory") from None
     return Built(config, task, model)
 

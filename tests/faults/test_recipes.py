@@ -175,3 +175,15 @@ def test_the_saved_resolved_config_of_a_good_run_still_loads(tmp_path: Path) -> 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"extends": "quickstart", "train": {"seed": 2**63 - 1}}), encoding="utf-8")
     assert load_recipe(path).train.seed == 2**63 - 1  # the largest 64-bit seed is allowed
+
+
+def test_an_allocation_failure_while_building_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepatlas.build as build_module
+
+    def fail(config: object) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(build_module, "check_model_size", lambda config: None)  # as if the estimate let it through
+    monkeypatch.setattr(build_module, "build_model", fail)
+    with pytest.raises(ConfigError, match="mlp with model.width=300 does not fit in memory; reduce model.width"):
+        build_module.build(load_recipe("quickstart", ["model.width=300"]), {"num_classes": 10, "in_channels": 1, "input_size": 8})
