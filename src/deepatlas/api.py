@@ -90,6 +90,7 @@ def train(
     run (e.g. a search pruner).
     """
     config = _as_config(config, overrides)
+    autocast_dtype(config.train.precision, resolve_device(config.train.device))  # fp16 on a CPU fails before any work
     init = _init_source(config.train.init_from, runs_dir) if config.train.init_from else None
     data = load_dataset(config.data, state_dir=init[1] if init else None)  # a pre-trained run's tokenizer
     config, task, model = build(config, data.meta)

@@ -9,6 +9,7 @@ weights (EMA weights when kept) into a freshly built model.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import schema
 from .config import Config
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, RunError
-from .models.base import DATA_BOUND_FIELDS
+from .models.base import DATA_BOUND_FIELDS, count_parameters
 from .registry import MODELS, TASKS
 from .tasks.base import Task
 from .tracking import Run
@@ -69,6 +70,63 @@ def build_model(config: Config) -> nn.Module:
     return MODELS.get(config.model.name, "model.name").factory(config.model.options)
 
 
+def free_memory() -> int | None:
+    """Bytes of host memory available for new allocations (Linux MemAvailable, counting reclaimable
+    cache; elsewhere the physical memory); None where the system does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(config: Config, available: int | None = None) -> None:
+    """Refuse a model whose fp32 weights cannot fit in ``available`` bytes (default: free host memory).
+
+    The parameters are counted on the ``meta`` device, which allocates nothing, so that
+    ``model.n_embd=10000000000`` is a one-line error naming the key instead of an
+    allocation failure (or the machine swapping) while the model is built.
+    """
+    available = free_memory() if available is None else available
+    try:
+        with torch.device("meta"):
+            params: int | None = count_parameters(build_model(config))
+    except Exception as exc:  # best effort: the real build in build() raises what matters
+        if "overflow" not in str(exc):
+            return  # a model the meta device cannot build (e.g. an op without a meta kernel) is checked when built
+        params = None  # more elements than a tensor can index
+    if params is not None and (available is None or 4 * params <= available):
+        return
+    if params is None:
+        raise _too_large(config, "has more parameters than a tensor can index")
+    free = f"{available / 1e9:.3g} GB free" if available is not None else "the free memory"
+    raise _too_large(config, f"has {params:.3g} parameters ({4 * params / 1e9:.3g} GB of fp32 weights), more than {free}")
+
+
+def _changed_options(config: Config) -> list[str]:
+    """The size keys the recipe set above the model's preset (integers: widths, depths; data-bound keys excluded)."""
+    preset, options = MODELS.get(config.model.name, "model.name").config, config.model.options
+
+    def grew(name: str) -> bool:
+        have, base = getattr(options, name), getattr(preset, name)
+        return isinstance(have, int) and isinstance(base, int) and not isinstance(have, bool) and have > base
+
+    return [f.name for f in dataclasses.fields(options) if f.name not in DATA_BOUND_FIELDS and grew(f.name)]
+
+
+def _too_large(config: Config, what: str) -> ConfigError:
+    """One line naming the keys set away from the preset and how to shrink the model."""
+    preset, options, changed = MODELS.get(config.model.name, "model.name").config, config.model.options, _changed_options(config)
+    used = ", ".join(f"model.{k}={getattr(options, k)}" for k in changed) or "its preset options"
+    fix = " or ".join(f"model.{k} (preset: {getattr(preset, k)})" for k in changed)
+    return ConfigError(f"model: {config.model.name} with {used} {what}; " + (f"reduce {fix}." if fix else "pick a smaller model.name."))
+
+
 def build_task(config: Config, meta: Mapping[str, Any]) -> Task:
     return TASKS.get(config.task.name, "task.name").factory(config.task.options, meta)
 
@@ -83,8 +141,19 @@ def build(config: Config, meta: Mapping[str, Any]) -> Built:
     """The resolved config, the task and the seeded, freshly initialised model for data with ``meta``."""
     config = resolve_model_config(config, meta)
     task = build_task(config, meta)
+    if config.train.monitor:  # an unknown metric fails here, before a run folder exists, not after epoch 1
+        task.direction(config.train.monitor, task.config)
+    check_model_size(config)
     seed_everything(config.train.seed)
-    return Built(config, task, build_model(config))
+    try:
+        model = build_model(config)
+    except MemoryError:
+        raise _too_large(config, "does not fit in memory") from None
+    except RuntimeError as exc:  # torch's allocators raise RuntimeError ("can't allocate memory", "out of memory")
+        if "allocat" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        raise _too_large(config, "does not fit in memory") from None
+    return Built(config, task, model)
 
 
 def load_weights(model: nn.Module, task: Task, path: Path) -> tuple[dict[str, Any], bool]:

@@ -1,7 +1,7 @@
 """Build ``catalogue.json``: the registries as data, so that start-up does not import torch.
 
 Every registered model, dataset and task with its family, one-line doc and
-option keys, and for models the parameter count at the preset size (counted
+option keys, the kinds of data a dataset serves and a task takes, and for models the parameter count at the preset size (counted
 on the ``meta`` device: no weights are allocated). :mod:`deepatlas.registry`
 reads the file; recipe validation and ``deepatlas models`` use it instead of
 importing the modules. Regenerate it after adding or changing a preset::
@@ -32,6 +32,8 @@ def _entries(registry: Registry, count: bool) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for entry in registry:
         info: dict[str, Any] = {"family": entry.family, "doc": entry.doc, "keys": list(option_keys(entry.config))}
+        if entry.kinds():
+            info["data_kinds"] = list(entry.kinds())
         if count:
             with torch.device("meta"):
                 info["params"] = count_parameters(entry.factory(entry.config))

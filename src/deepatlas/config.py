@@ -10,18 +10,20 @@ model or task, whose own options are validated next to the common keys.
 
 Overrides use dotted paths, ``model.width=512 optim.lr=3e-4``; values are
 read as YAML (``true``, ``[1, 2]``, ``null``). Overriding a named section's
-``name`` (``model.name=resnet32``) starts that section afresh from the new
-choice's preset, keeping only the section's common keys (e.g. batch size).
+``name`` (``model.name=resnet32``) starts a model afresh from the new preset,
+keeping only the section's common keys; a new dataset or task also keeps the
+recipe's values of the options it shares with the old one (``data.links``).
 The fully resolved config is saved with every run and can be trained again as is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -223,6 +225,7 @@ class Config:
         # the model, dataset and task modules (and torch) are imported.
         for key, common_cls, registry in _NAMED:
             _check_named(key, raw.get(key), common_cls, registry)
+        _check_data_kind(raw)
         optim = schema.parse(OptimConfig, raw.get("optim"), "optim")
         schedule = schema.parse(ScheduleConfig, raw.get("schedule"), "schedule")
         train = schema.parse(TrainConfig, raw.get("train"), "train")
@@ -291,6 +294,21 @@ def _check_named(path: str, raw: Any, common_cls: type, registry: Registry) -> N
     schema.check_keys(path, raw, _common_keys(common_cls) + list(listing.keys))
 
 
+def _check_data_kind(raw: Mapping[str, Any]) -> None:
+    """The task takes the kind of data the dataset serves (from the catalogue: no imports)."""
+    data = _section_name("data", dict(raw.get("data") or {}), DataConfig)
+    task = _section_name("task", dict(raw.get("task") or {}), TaskSection)
+    wanted = TASKS.listing(task, "task.name").data_kinds
+    served = DATASETS.listing(data, "data.name").data_kinds
+    if not wanted or not served or wanted[0] in served:
+        return  # a task that takes any data, or a dataset that declares no kind (your own): nothing to check
+    fits = [name for name, listing in DATASETS.listings().items() if wanted[0] in listing.data_kinds]
+    raise ConfigError(
+        f"data.name: task {task!r} takes {wanted[0]} data, but dataset {data!r} serves {' / '.join(served)} data "
+        f"(datasets that fit: {one_of(fits, limit=20)}); set data.name to one of them or pick another task.name."
+    )
+
+
 def _parse_named(path: str, raw: Any, common_cls: type, registry: Registry) -> Any:
     """Parse a section whose ``name`` selects a registered options dataclass."""
     raw = dict(raw or {})
@@ -355,11 +373,22 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _drop_foreign_keys(section: dict[str, Any], kind: str, new_name: Any) -> None:
-    """A new model/dataset/task: keys that configured the old one no longer apply."""
-    common_cls = {"model": ModelSection, "data": DataConfig, "task": TaskSection}[kind]
-    common = {f.name for f in dataclasses.fields(common_cls)}
+    """A new model/dataset/task: keys that configured the old one and that the new one lacks no longer apply.
+
+    A dataset or task keeps the recipe's values of the options the new choice also has
+    (``data.name=graph-csv`` on a link-prediction recipe keeps ``links: true``): such keys
+    mean the same for every dataset or task of a kind (how the data is served, the objective),
+    and losing them breaks the recipe. Keys the new choice lacks are dropped without an error,
+    since they configured only the old one. A model starts afresh from its preset: its keys
+    are the preset's architecture (``layers`` kept from resnet20 would turn resnet56 into resnet20).
+    """
+    common_cls, registry = {"model": (ModelSection, MODELS), "data": (DataConfig, DATASETS), "task": (TaskSection, TASKS)}[kind]
+    keep = {f.name for f in dataclasses.fields(common_cls)}
+    if kind != "model" and isinstance(new_name, str):
+        with contextlib.suppress(ConfigError):  # an unknown name: Config.from_dict reports it with the choices
+            keep |= set(registry.listing(new_name).keys)
     for key in list(section):
-        if key not in common:
+        if key not in keep:
             del section[key]
 
 
@@ -405,16 +434,42 @@ def find_recipe(name_or_path: str | os.PathLike[str]) -> Path:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML lets the last one win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}: line {line}: key {key!r} is given twice in one section "
+                    f"(first on line {seen[key]}); keep one of them."
+                )
+            if isinstance(key, Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file, turning syntax errors into one-line messages."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); a recipe is YAML text saved as UTF-8."
+        ) from None
+    except ConfigError:
+        raise
+    except ValueError as exc:  # e.g. a NUL byte, which PyYAML reports as a reader error or a ValueError
+        raise ConfigError(f"{path}: not a YAML text file ({exc}).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML ({problem}).") from None
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem}).") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror}).") from None
 

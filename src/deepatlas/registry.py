@@ -40,6 +40,14 @@ class Entry:
     config: Any = None
     family: str = ""
     doc: str = ""
+    data_kinds: tuple[str, ...] = ()  # a dataset: the kinds of data it serves (see Task.data_kind)
+
+    def kinds(self) -> tuple[str, ...]:
+        """A dataset's declared kinds; a task's ``data_kind`` (none for ``any``); a model: none."""
+        if self.data_kinds:
+            return self.data_kinds
+        kind = getattr(self.factory, "data_kind", None)
+        return (kind,) if isinstance(kind, str) and kind != "any" else ()
 
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
@@ -54,6 +62,7 @@ class Listing:
     doc: str = ""
     keys: tuple[str, ...] = ()  # the fields of its preset (options) dataclass
     params: int | None = None  # models: parameters at the preset size
+    data_kinds: tuple[str, ...] = ()  # datasets: the kinds they serve; tasks: the kind they take (none: any)
 
 
 @functools.cache
@@ -92,12 +101,13 @@ class Registry:
         *,
         family: str = "",
         doc: str = "",
+        data_kinds: tuple[str, ...] = (),
     ) -> None:
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         if name != name.lower() or "_" in name or " " in name:
             raise ValueError(f"{self.kind} names are lowercase with dashes: {name!r}")
-        self._entries[name] = Entry(name, factory, config, family, doc)
+        self._entries[name] = Entry(name, factory, config, family, doc, tuple(data_kinds))
 
     def get(self, name: str, path: str | None = None) -> Entry:
         self._load()
@@ -123,12 +133,16 @@ class Registry:
             self._load()
             stored = {}
         found = {} if self._loaded else {
-            name: Listing(name, info["family"], info["doc"], tuple(info["keys"]), info.get("params"))
+            name: Listing(
+                name, info["family"], info["doc"], tuple(info["keys"]), info.get("params"), tuple(info.get("data_kinds", ())),
+            )
             for name, info in stored.items()
         }
         for entry in self._entries.values():
             params = stored.get(entry.name, {}).get("params")
-            found[entry.name] = Listing(entry.name, entry.family, entry.doc, option_keys(entry.config), params)
+            found[entry.name] = Listing(
+                entry.name, entry.family, entry.doc, option_keys(entry.config), params, entry.kinds(),
+            )
         return found
 
     def listing(self, name: str, path: str | None = None) -> Listing:

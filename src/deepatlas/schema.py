@@ -10,6 +10,7 @@ names the key path, the value, what is allowed and a "did you mean".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -20,6 +21,9 @@ from typing import Any, Literal, Union
 from .errors import ConfigError, one_of, suggest
 
 _NoneType = type(None)
+
+#: integers are stored, seeded and sized as 64-bit: a larger value is a typo, not a setting
+INT_LIMIT = 2**63 - 1
 
 
 def option(
@@ -129,17 +133,26 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
             return value
         raise _fail(path, value, "true or false")
     if tp is int:
+        out_int: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                pass
-        raise _fail(path, value, "an integer")
+            out_int = value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):  # not a number: the error below names the key
+                out_int = int(value.replace("_", ""))
+        if out_int is None:
+            raise _fail(path, value, "an integer")
+        if abs(out_int) > INT_LIMIT:
+            raise ConfigError(
+                f"{path}: {value} is out of range (integers must lie within +-{INT_LIMIT:.2e}, i.e. 64 bits); "
+                "use a smaller value."
+            )
+        return out_int
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = float(value)
+            try:
+                out = float(value)
+            except OverflowError:  # an integer beyond float range
+                out = math.inf
         elif isinstance(value, str):
             # PyYAML reads "1e-3" (no dot) as a string: accept it as the number it is.
             try:
@@ -148,8 +161,8 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
                 raise _fail(path, value, "a number") from None
         else:
             raise _fail(path, value, "a number")
-        if math.isnan(out):
-            raise _fail(path, value, "a number (not NaN)")
+        if not math.isfinite(out):  # nan or inf: no option means "no limit" by an infinite number
+            raise _fail(path, value, "a finite number (not NaN or infinity)", " Use a finite value.")
         return out
     if tp is str:
         if isinstance(value, str):

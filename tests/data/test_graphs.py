@@ -43,7 +43,8 @@ def copy_planetoid(source: Path, dest: Path, name: str) -> Path:
 
 
 def graph_config(name: str, *extra: str):
-    return load_recipe("quickstart", [f"data.name={name}", *extra]).data
+    task = "graph-classification" if name == "graph-atlas" else "node-classification"  # a task that takes this data
+    return load_recipe("quickstart", [f"data.name={name}", f"task.name={task}", *extra]).data
 
 
 # --------------------------------------------------------------------------- Graph and batching

@@ -231,13 +231,14 @@ def test_pruned_trials_are_told_pruned_and_their_savings_estimated(tmp_path: Pat
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path: Path) -> None:
-    # train.monitor=bogus passes config validation but the trainer raises at the first validation
+    # train.monitor=bogus is refused when the task is built, before the trial's run folder exists
     path = recipe(tmp_path, {"space": {"train.monitor": ["accuracy", "bogus"]}})
     result = deepatlas.tune(path, tiny(), trials=5, sampler="grid", runs_dir=tmp_path / "runs")
     states = {t["params"]["train.monitor"]: t for t in result.trials}
     assert len(result.trials) == 2  # the grid is exhausted after its two points
     assert states["bogus"]["state"] == "fail" and "train.monitor: 'val/bogus' is not a validation metric" in states["bogus"]["error"]
-    assert deepatlas.open_run(states["bogus"]["run_id"], tmp_path / "runs").status == "failed"
+    assert states["bogus"]["run_id"] is None  # no run was created for it
+    assert len(deepatlas.list_runs(tmp_path / "runs")) == 1  # only the good trial's run
     assert states["accuracy"]["state"] == "complete" and result.best_trial["number"] == states["accuracy"]["number"]
 
 

@@ -3,7 +3,8 @@
 ``load_dataset(config.data)`` returns a data bundle with ``meta`` (classes,
 channels, input size), ``train_batches``/``eval_batches`` and content
 ``fingerprints``. Registering a dataset: ``DATASETS.register(name, loader,
-OptionsDataclass())``.
+OptionsDataclass(), data_kinds=("labelled", "images"))``: the kinds of data it
+serves, matched against the task's ``data_kind`` when a recipe is loaded.
 """
 
 from __future__ import annotations
@@ -23,62 +24,62 @@ from .text import TextData, TextFileOptions, TextOptions, load_text, load_tiny_s
 from .text_classification import SpeakersOptions, TextCsvOptions, load_speakers, load_text_csv
 
 DATASETS.register(
-    "digits", load_digits, ImageOptions(), family="image",
+    "digits", load_digits, ImageOptions(), family="image", data_kinds=("labelled", "images"),
     doc="scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes (embedded)",
 )
 DATASETS.register(
-    "fashion-mnist", load_fashion_mnist, ImageOptions(), family="image",
+    "fashion-mnist", load_fashion_mnist, ImageOptions(), family="image", data_kinds=("labelled", "images"),
     doc="Fashion-MNIST, 70,000 28x28 greyscale images of clothing, 10 classes",
 )
 DATASETS.register(
-    "image-folder", load_image_folder, ImageFolderOptions(), family="image",
+    "image-folder", load_image_folder, ImageFolderOptions(), family="image", data_kinds=("labelled", "images"),
     doc="your images: data.path=/folder with one sub-folder of PNG/JPEG files per class",
 )
 DATASETS.register(
-    "tiny-shakespeare", load_tiny_shakespeare, TextOptions(), family="text",
+    "tiny-shakespeare", load_tiny_shakespeare, TextOptions(), family="text", data_kinds=("tokens",),
     doc="Tiny Shakespeare, 1.1M characters (Karpathy's char-rnn corpus); language modelling",
 )
 DATASETS.register(
-    "text", load_text, TextFileOptions(), family="text",
+    "text", load_text, TextFileOptions(), family="text", data_kinds=("tokens",),
     doc="your text: data.path=file.txt or a folder of .txt files; language modelling",
 )
 
 DATASETS.register(
-    "shakespeare-speakers", load_speakers, SpeakersOptions(), family="text-classification",
+    "shakespeare-speakers", load_speakers, SpeakersOptions(), family="text-classification", data_kinds=("labelled",),
     doc="who speaks? utterances of Tiny Shakespeare's most frequent speakers (text classification)",
 )
 DATASETS.register(
-    "text-csv", load_text_csv, TextCsvOptions(), family="text-classification",
+    "text-csv", load_text_csv, TextCsvOptions(), family="text-classification", data_kinds=("labelled",),
     doc="your labelled text: data.path=file.csv with text and label columns",
 )
 
 DATASETS.register(
-    "shakespeare-reverse", load_reverse, ReverseOptions(), family="seq2seq",
+    "shakespeare-reverse", load_reverse, ReverseOptions(), family="seq2seq", data_kinds=("pairs",),
     doc="lines of Tiny Shakespeare to their reversal (or, transform=recase, their capitals restored)",
 )
 DATASETS.register(
-    "text-pairs", load_text_pairs, TextPairsOptions(), family="seq2seq",
+    "text-pairs", load_text_pairs, TextPairsOptions(), family="seq2seq", data_kinds=("pairs",),
     doc="your sequence pairs: data.path=file of source<TAB>target lines",
 )
 
 DATASETS.register(
-    "cora", partial(load_planetoid_data, "cora"), PlanetoidOptions(), family="graph",
+    "cora", partial(load_planetoid_data, "cora"), PlanetoidOptions(), family="graph", data_kinds=("graph",),
     doc="Cora citation graph, 2,708 papers, 7 classes, public split 140/500/1000 (node classification)",
 )
 DATASETS.register(
-    "citeseer", partial(load_planetoid_data, "citeseer"), PlanetoidOptions(), family="graph",
+    "citeseer", partial(load_planetoid_data, "citeseer"), PlanetoidOptions(), family="graph", data_kinds=("graph",),
     doc="CiteSeer citation graph, 3,327 papers, 6 classes, public split 120/500/1000 (node classification)",
 )
 DATASETS.register(
-    "pubmed", partial(load_planetoid_data, "pubmed"), PlanetoidOptions(), family="graph",
+    "pubmed", partial(load_planetoid_data, "pubmed"), PlanetoidOptions(), family="graph", data_kinds=("graph",),
     doc="PubMed citation graph, 19,717 papers, 3 classes, public split 60/500/1000 (node classification)",
 )
 DATASETS.register(
-    "graph-csv", load_graph_csv, GraphCsvOptions(), family="graph",
+    "graph-csv", load_graph_csv, GraphCsvOptions(), family="graph", data_kinds=("graph",),
     doc="your graph: data.path=edges.csv (source,target[,weight]), data.nodes_path=nodes.csv (id,label,features...)",
 )
 DATASETS.register(
-    "graph-atlas", load_graph_atlas, GraphAtlasOptions(), family="graph",
+    "graph-atlas", load_graph_atlas, GraphAtlasOptions(), family="graph", data_kinds=("graphs",),
     doc="994 connected graphs of 3-7 nodes (networkx atlas): has a triangle / is bipartite / has a 4-cycle",
 )
 

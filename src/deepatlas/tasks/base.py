@@ -71,7 +71,10 @@ class Task(ABC):
     directions: ClassVar[Mapping[str, str]] = {"loss": "min"}
     #: what a trained run of this task can do (keys of ``CAPABILITIES``)
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    #: the kind of data bundle this task takes (``images``, ``tokens``, ``graph``, ...; ``any``: no check)
+    #: the kind of data bundle this task takes, matched against each dataset's declared ``data_kinds`` when a
+    #: recipe is loaded: ``labelled`` (inputs + class labels), ``images``, ``tokens`` (a token stream),
+    #: ``pairs`` (source/target sequences), ``graph`` (one graph, nodes as examples), ``graphs`` (many
+    #: graphs); ``any``: no check
     data_kind: ClassVar[str] = "any"
     #: what ``predict`` returns (keys of ``PREDICTIONS``); None when the task cannot predict
     predicts: ClassVar[str | None] = None

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..metrics import classification_metrics, classification_stats
 from ..registry import TASKS
 from ..schema import option
@@ -34,6 +35,16 @@ class Classification(Task):
     capabilities = frozenset({"predict"})
     predicts = "labels"
     data_kind = "labelled"
+
+    def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
+        super().__init__(config, meta)
+        classes = meta.get("num_classes")
+        # the preset k on fewer classes is clamped (top-5 of 3 classes); a k the user chose must make sense
+        if isinstance(classes, int) and config.topk > classes and config.topk != ClassificationConfig().topk:
+            raise ConfigError(
+                f"task.topk: {config.topk} is more than the {classes} classes of the data (allowed: 1..{classes}); "
+                f"set task.topk={min(5, classes)} or lower."
+            )
 
     @classmethod
     def metric_directions(cls, config: Any = None) -> dict[str, str]:

@@ -25,15 +25,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import TASKS
 from .base import StepOutput, Task
 from .classification import Classification, ClassificationConfig
+
+
+def _check_level(meta: Mapping[str, Any], level: str, task: str, links: str) -> None:
+    """One graph is served as labelled nodes or as held-out edges (``data.links``): the task needs the right one."""
+    served = {"node": "labelled nodes", "link": "held-out edges"}
+    have = meta.get("level")
+    if have is not None and have != level:
+        raise ConfigError(
+            f"data.links: task {task} needs {served[level]}, but the data serves {served.get(have, have)}; "
+            f"set data.links={links}."
+        )
 
 
 class NodeClassification(Classification):
     """Cross-entropy on the masked nodes of one graph; ``model(x, edge_index, edge_weight=...) -> (N, K)``."""
 
     data_kind = "graph"
+
+    def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
+        _check_level(meta, "node", "node-classification", "false")
+        super().__init__(config, meta)
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, edge_weight=inputs.edge_weight)  # (N, K)
@@ -49,7 +65,7 @@ class NodeClassification(Classification):
 class GraphClassification(Classification):
     """Cross-entropy per graph; ``model(x, edge_index, batch=...) -> (G, K)``."""
 
-    data_kind = "graph"
+    data_kind = "graphs"  # many small graphs (graph-atlas), not one graph whose nodes are the examples
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, batch=inputs.batch, edge_weight=inputs.edge_weight)  # (G, K)
@@ -75,6 +91,10 @@ class LinkPrediction(Task):
     capabilities = frozenset({"predict"})
     predicts = "link-scores"
     data_kind = "graph"
+
+    def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
+        _check_level(meta, "link", "link-prediction", "true")
+        super().__init__(config, meta)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
