@@ -35,7 +35,7 @@ from ..errors import CheckpointError
 from ..io import atomic_path, write_json
 
 FORMAT = "deepatlas-checkpoint/1"
-HASH = "blake2b"  # faster than sha256 on the CPU (see deepatlas.bench.checkpoint)
+HASH = "sha256"  # faster than blake2b here: OpenSSL uses the CPU's SHA instructions (deepatlas.bench.checkpoint)
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,20 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any], sidecar: bool = True) -> Path:
-    """Write ``payload`` atomically to ``path`` (a ``.safetensors`` file)."""
+def save_checkpoint(
+    path: str | Path, payload: dict[str, Any], sidecar: bool = True, algorithm: str | None = HASH,
+) -> Path:
+    """Write ``payload`` atomically to ``path`` (a ``.safetensors`` file).
+
+    ``algorithm``: the content hash (a :mod:`hashlib` name); ``None`` writes none, as deepatlas did
+    before hashes (for measuring their cost and testing old checkpoints).
+    """
     path = Path(path)
     tensors, skeleton = flatten(payload)
     header = json.dumps(skeleton)
-    metadata = {"format": FORMAT, "deepatlas": header, "hash": tensor_digest(tensors, header)}
+    metadata = {"format": FORMAT, "deepatlas": header}
+    if algorithm is not None:
+        metadata["hash"] = tensor_digest(tensors, header, algorithm)
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
