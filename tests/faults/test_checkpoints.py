@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import pytest
 import deepatlas
 from deepatlas.engine.checkpoint import load_checkpoint
 from deepatlas.errors import CheckpointError, DeepAtlasError
+from deepatlas.io import remove_stale_temps
 from tests.conftest import tiny_recipe
 
 
@@ -169,3 +173,31 @@ def test_tampered_export_weights_are_refused(run_dir: Path, tmp_path: Path) -> N
     flip_tensor_bytes(weights, "head.weight")
     with pytest.raises(CheckpointError, match="model.safetensors: content hash mismatch"):
         deepatlas.load(folder)
+
+
+WRITER = """
+import sys, torch
+from deepatlas.engine.checkpoint import save_checkpoint
+step = 0
+print("ready", flush=True)
+while True:
+    step += 1
+    save_checkpoint(sys.argv[1], {"w": torch.full((2_000_000,), float(step)), "step": step})
+"""
+
+
+def test_sigkill_during_checkpoint_writes_never_leaves_a_half_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints" / "last.safetensors"
+    rng = random.Random(14)
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.6))  # a random point, most of it inside save_checkpoint
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if path.exists():  # the file under the real name is always a whole, verified checkpoint
+            loaded = load_checkpoint(path)
+            assert bool((loaded["w"] == loaded["step"]).all())  # tensors and skeleton of the same write
+    assert path.exists()
+    remove_stale_temps(path.parent)
+    assert not list(path.parent.glob(".*.tmp"))
