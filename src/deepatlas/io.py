@@ -2,7 +2,9 @@
 
 A write goes to a temporary file in the destination's folder, is flushed and
 fsynced, then renamed over the destination: a reader sees the old file or the
-new one, never half of one, even if the process dies mid-write.
+new one, never half of one, even if the process dies mid-write. A process
+killed mid-write leaves its temporary file (``.<name>.<random>.tmp``) behind:
+:func:`remove_stale_temps` clears them when the folder's owner reopens it.
 """
 
 from __future__ import annotations
@@ -30,10 +32,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a power cut could otherwise undo it); best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a writer was killed.
+
+    Only call this from the folder's single writer (a run's trainer), before it writes: another
+    process's write in progress would lose its temporary file. Returns the files removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def _umask() -> int:

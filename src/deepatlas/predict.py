@@ -30,6 +30,7 @@ from .build import build_model, build_task, checkpoint_path, load_weights
 from .config import Config, load_recipe
 from .data.preprocess import FILE as PREPROCESS_FILE
 from .data.preprocess import Preprocessor, load_preprocessor, save_preprocessor
+from .engine.checkpoint import tensor_digest, verify_digest
 from .engine.device import resolve_device
 from .errors import CheckpointError, RunError
 from .io import atomic_path, write_json, write_text
@@ -154,7 +155,7 @@ class Predictor:
         write_text(folder / "config.yaml", self.config.to_yaml())
         state = {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}  # tied weights: one copy each
         with atomic_path(folder / WEIGHTS) as tmp:
-            save_file(state, str(tmp), metadata={"source": self.source})
+            save_file(state, str(tmp), metadata={"source": self.source, "hash": tensor_digest(state)})
         save_preprocessor(self.preprocessor, folder)
         import deepatlas
 
@@ -206,6 +207,7 @@ def _run_preprocessor(run: Run) -> Preprocessor:
 
 
 def _load_export(folder: Path, device: str | None) -> Predictor:
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
@@ -218,8 +220,16 @@ def _load_export(folder: Path, device: str | None) -> Predictor:
     meta = manifest.get("meta") or {}
     task = build_task(config, meta)
     model = build_model(config)
+    weights = folder / WEIGHTS
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        with safe_open(str(weights), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("hash")
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}).") from None
+    verify_digest(weights, state, "", recorded)
+    try:
+        model.load_state_dict(state)
     except (OSError, RuntimeError) as exc:
         raise CheckpointError(f"{folder / WEIGHTS}: does not fit the exported model ({exc}).") from None
     model.to(resolve_device(device or config.train.device))

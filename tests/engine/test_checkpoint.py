@@ -9,7 +9,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepatlas.engine.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from deepatlas.engine.checkpoint import (
+    flatten,
+    load_checkpoint,
+    save_checkpoint,
+    tensor_digest,
+    unflatten,
+)
 from deepatlas.errors import CheckpointError
 
 leaves = st.one_of(
@@ -87,3 +93,34 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
         save_checkpoint(path, {"x": torch.zeros(2), "bad": object()})
     assert torch.equal(load_checkpoint(path)["x"], torch.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.safetensors"]
+
+
+def test_every_tensor_byte_and_the_skeleton_are_hashed(tmp_path: Path) -> None:
+    a = {"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)}
+    digest = tensor_digest(a, "{}")
+    assert digest.startswith("sha256:") and digest == tensor_digest(dict(reversed(a.items())), "{}")
+    changed = {"w": torch.tensor([0.0, 0.0, 1e-30]), "b": a["b"]}
+    assert tensor_digest(changed, "{}") != digest
+    assert tensor_digest({"w": a["w"].view(1, 3), "b": a["b"]}, "{}") != digest  # shape counts
+    assert tensor_digest(a, '{"x": 1}') != digest
+
+
+def test_checkpoint_without_hash_loads_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = save_checkpoint(tmp_path / "old.safetensors", {"w": torch.ones(2), "step": 4}, algorithm=None)
+    with caplog.at_level("WARNING", logger="deepatlas.engine.checkpoint"):
+        loaded = load_checkpoint(path)
+    assert loaded["step"] == 4 and torch.equal(loaded["w"], torch.ones(2))
+    assert "old.safetensors: written before checkpoints carried a content hash" in caplog.text
+
+
+def test_write_failure_is_a_checkpoint_error_and_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_checkpoint(tmp_path / "c.safetensors", {"w": torch.ones(2)})
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("deepatlas.engine.checkpoint.save_file", full_disk)
+    with pytest.raises(CheckpointError, match=r"c\.safetensors: could not write the checkpoint .*No space left"):
+        save_checkpoint(path, {"w": torch.zeros(2)})
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(2))
+    assert {p.name for p in tmp_path.iterdir()} == {"c.safetensors", "c.json"}  # no temp file left

@@ -6,13 +6,24 @@ states, RNG states, counters). :func:`flatten` splits it into named tensors
 skeleton (stored in the safetensors header under ``deepatlas``) that says where
 each tensor goes. The file is written to a temporary name and renamed, so a
 crash never leaves half a checkpoint; a human-readable ``.json`` sidecar holds
-the same skeleton for inspection.
+the same skeleton for inspection (it is never read back).
+
+Every checkpoint records a content hash (``hash`` in the safetensors metadata)
+over the skeleton and every tensor's name, dtype, shape and bytes: flipped
+bytes in a tensor or in the header are refused on load with a
+:class:`CheckpointError` naming the file. The hash catches corruption (a bad
+disk, a torn copy, an edit by hand), not an attacker, who can recompute it.
+Checkpoints written before the hash existed load with a warning: refusing
+them would strand every earlier run's ``resume`` and ``eval``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,35 @@ from ..errors import CheckpointError
 from ..io import atomic_path, write_json
 
 FORMAT = "deepatlas-checkpoint/1"
+HASH = "sha256"  # faster than blake2b here: OpenSSL uses the CPU's SHA instructions (deepatlas.bench.checkpoint)
+
+log = logging.getLogger(__name__)
+
+
+def tensor_digest(tensors: Mapping[str, torch.Tensor], header: str = "", algorithm: str = HASH) -> str:
+    """``"<algorithm>:<hex>"`` over ``header`` and each tensor (name, dtype, shape, bytes) in name order."""
+    h = hashlib.new(algorithm)
+    h.update(header.encode("utf-8"))
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(memoryview(t.contiguous().reshape(-1).view(torch.uint8).numpy()))
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def verify_digest(path: Path, tensors: Mapping[str, torch.Tensor], header: str, recorded: str | None) -> None:
+    """Raise :class:`CheckpointError` when ``recorded`` does not match the content; warn when it is missing."""
+    if recorded is None:
+        log.warning("%s: written before checkpoints carried a content hash; loading it unverified", path)
+        return
+    algorithm = recorded.partition(":")[0]
+    if algorithm not in hashlib.algorithms_available:
+        raise CheckpointError(f"{path}: unknown content hash {algorithm!r}; it was written by a newer deepatlas.")
+    if tensor_digest(tensors, header, algorithm) != recorded:
+        raise CheckpointError(
+            f"{path}: content hash mismatch, the file is corrupted or was modified; "
+            "restore it from a copy or train the run again."
+        )
 
 
 def flatten(obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
@@ -78,15 +118,27 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any], sidecar: bool = True) -> Path:
-    """Write ``payload`` atomically to ``path`` (a ``.safetensors`` file)."""
+def save_checkpoint(
+    path: str | Path, payload: dict[str, Any], sidecar: bool = True, algorithm: str | None = HASH,
+) -> Path:
+    """Write ``payload`` atomically to ``path`` (a ``.safetensors`` file).
+
+    ``algorithm``: the content hash (a :mod:`hashlib` name); ``None`` writes none, as deepatlas did
+    before hashes (for measuring their cost and testing old checkpoints).
+    """
     path = Path(path)
     tensors, skeleton = flatten(payload)
     header = json.dumps(skeleton)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "deepatlas": header})
-    if sidecar:
-        write_json(path.with_suffix(".json"), skeleton)
+    metadata = {"format": FORMAT, "deepatlas": header}
+    if algorithm is not None:
+        metadata["hash"] = tensor_digest(tensors, header, algorithm)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        if sidecar:
+            write_json(path.with_suffix(".json"), skeleton)
+    except (SafetensorError, OSError) as exc:  # e.g. a full disk: the previous file is untouched
+        raise CheckpointError(f"{path}: could not write the checkpoint ({exc}); free disk space and resume.") from None
     return path
 
 
@@ -105,6 +157,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc}).") from None
     if metadata.get("format") != FORMAT or "deepatlas" not in metadata:
         raise CheckpointError(f"{path}: not a deepatlas checkpoint (format {metadata.get('format')!r}).")
+    verify_digest(path, tensors, metadata["deepatlas"], metadata.get("hash"))
     try:
         skeleton = json.loads(metadata["deepatlas"])
         return unflatten(skeleton, tensors)

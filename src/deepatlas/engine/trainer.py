@@ -33,6 +33,7 @@ from torch import nn
 from ..config import Config
 from ..data.bundle import DataBundle
 from ..errors import CheckpointError, TrainingError
+from ..io import remove_stale_temps
 from ..tasks.base import Task, accumulate
 from .callbacks import Callback, callback_name
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -161,6 +162,7 @@ class Trainer:
     def fit(self, resume_from: str | Path | None = None) -> FitResult:
         """Train until the epochs or steps are done, early stopping, a signal or a failure."""
         if resume_from is not None:
+            self._remove_stale_temps()
             self.load(resume_from)
         self._stop = None
         self._session_start = self._last_log = (time.perf_counter(), self.state.samples)
@@ -406,6 +408,12 @@ class Trainer:
         path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
         self._emit("on_checkpoint", path, kind)
         return path
+
+    def _remove_stale_temps(self) -> None:
+        """Temporary files of checkpoint writes a killed process never finished (never a valid checkpoint)."""
+        if self.checkpoint_dir is not None and self.checkpoint_dir.is_dir():
+            for tmp in remove_stale_temps(self.checkpoint_dir):
+                log.info("removed %s, left by an interrupted checkpoint write", tmp)
 
     def load(self, path: str | Path) -> None:
         """Restore everything ``save('last')`` wrote, so training continues exactly."""
