@@ -95,3 +95,22 @@ def bench_threads(
     results = [measure(name, ("1", "2", "auto"), repeats=repeats, seconds=seconds, warmup=2) for name in names]
     out.print(table(results), markup=False, soft_wrap=True)
     out.print(f"conditions: {json.dumps(conditions())}", markup=False, soft_wrap=True)
+
+
+@app.command("checkpoint")
+def bench_checkpoint(
+    model: str = typer.Option("resnet50", "--model", help="A registered model whose checkpoint is timed."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """What the checkpoint content hash costs: save and load without a hash, with sha256 and with blake2b."""
+    from ..bench.checkpoint import checkpoint_hash_cost
+
+    result = checkpoint_hash_cost(model, rounds=rounds)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    rows = table(("", *result["save"]), title=f"{model} checkpoint, {result['params']:,} parameters, {result['mb']:.1f} MB")
+    for kind in ("save", "load"):
+        rows.add_row(kind, *(f"{v['ms']:.1f} ms (x{v['ratio']:.2f})" for v in result[kind].values()))
+    out.print(rows)
