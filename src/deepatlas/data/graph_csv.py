@@ -11,6 +11,7 @@ The graph is served for node classification (:mod:`.graph_bundles`) or, with
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,13 @@ def _number(value: str | None, path: Path, row: int, column: str) -> float:
     if value is None or not value.strip():
         raise DataError(f"{path}, row {row}, column {column!r}: missing value (expected a number).")
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise DataError(f"{path}, row {row}, column {column!r}: {value!r} is not a number.") from None
+    if not math.isfinite(number):
+        # checked here: a NaN feature would otherwise surface later as a NaN training loss
+        raise DataError(f"{path}, row {row}, column {column!r}: {value!r} is not a finite number.")
+    return number
 
 
 def _class_order(labels: set[str]) -> list[str]:
@@ -154,6 +159,8 @@ def load_edge_list(
             out.append(index[node])
         if weighted:
             weight.append(_number(row["weight"], edges_path, row_no, "weight"))
+    if not source:
+        raise DataError(f"{edges_path}: no edges (one row source,target per edge after the header).")
     x = torch.tensor(features, dtype=torch.float32) if feature_columns else torch.ones(len(index), 1)
     graph = Graph(
         x,

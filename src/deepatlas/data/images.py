@@ -120,16 +120,27 @@ class _FileImages(Dataset):
         return self.split.decode(self.split.files[i]), self.split.labels[i]  # type: ignore[index,misc]
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, held_out), the held-out part stratified by label and seeded."""
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out), the held-out part stratified by label (where it can be) and seeded."""
     index = np.arange(len(labels))
     if fraction <= 0:
         return np.random.default_rng(seed).permutation(index), index[:0]
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    kept, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    strata = labels if stratify and len(labels) and counts[counts > 0].min() >= 2 else None
+    try:
+        kept, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
+    except ValueError:
+        if strata is None:
+            raise DataError(
+                f"{len(labels)} examples are too few to hold out a fraction {fraction} of them "
+                "(add examples, or lower data.val_fraction / data.test_fraction)."
+            ) from None
+        # too few held-out examples to hold one of each class: hold out unstratified instead
+        return stratified_split(labels, fraction, seed, stratify=False)
     return np.asarray(kept), np.asarray(held)
 
 
