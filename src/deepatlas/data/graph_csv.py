@@ -24,7 +24,7 @@ from ..errors import DataError
 from ..schema import option
 from .graph import Graph, index_to_mask
 from .graph_bundles import NodeGraphData
-from .images import stratified_split
+from .images import show_columns, stratified_split
 from .links import LinkData, LinkOptions
 from .sampling import SamplingOptions
 
@@ -92,8 +92,8 @@ def stratified_masks(
     evaluated on the same nodes; ``seed`` draws the validation nodes.
     """
     labelled = np.flatnonzero(labels >= 0)
-    keep, test = stratified_split(labels[labelled], test_fraction, seed=0)
-    train, val = stratified_split(labels[labelled][keep], val_fraction, seed)
+    keep, test = stratified_split(labels[labelled], test_fraction, seed=0, where="the labelled nodes")
+    train, val = stratified_split(labels[labelled][keep], val_fraction, seed, where="the labelled nodes")
     n = len(labels)
     parts = {"train": labelled[keep][train], "val": labelled[keep][val], "test": labelled[test]}
     return {k: index_to_mask(torch.from_numpy(np.sort(v)), n) for k, v in parts.items()}
@@ -121,7 +121,7 @@ def load_edge_list(
     header, rows = _read_csv(nodes_path)
     for column in ("id", "label"):
         if column not in header:
-            raise DataError(f"{nodes_path}: no column {column!r} (columns: {', '.join(header) or 'none'}).")
+            raise DataError(f"{nodes_path}: no column {column!r} (columns: {show_columns(header)}).")
     feature_columns = [c for c in header if c not in ("id", "label")]
     index: dict[str, int] = {}
     raw_labels, features = [], []
@@ -145,7 +145,7 @@ def load_edge_list(
     header, rows = _read_csv(edges_path)
     for column in ("source", "target"):
         if column not in header:
-            raise DataError(f"{edges_path}: no column {column!r} (columns: {', '.join(header) or 'none'}).")
+            raise DataError(f"{edges_path}: no column {column!r} (columns: {show_columns(header)}).")
     extra = [c for c in header if c not in ("source", "target", "weight")]
     if extra:
         raise DataError(f"{edges_path}: unexpected columns {extra} (expected source, target and optionally weight).")

@@ -120,8 +120,14 @@ class _FileImages(Dataset):
         return self.split.decode(self.split.files[i]), self.split.labels[i]  # type: ignore[index,misc]
 
 
+def show_columns(header: list[str], limit: int = 12) -> str:
+    """A CSV header for a one-line error: each name quoted (newlines escaped), at most ``limit`` of them."""
+    shown = ", ".join(repr(name[:40]) for name in header[:limit])
+    return (shown + (", ..." if len(header) > limit else "")) or "none"
+
+
 def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int, stratify: bool = True
+    labels: np.ndarray, fraction: float, seed: int, stratify: bool = True, where: str = "the data"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held_out), the held-out part stratified by label (where it can be) and seeded."""
     index = np.arange(len(labels))
@@ -136,11 +142,11 @@ def stratified_split(
     except ValueError:
         if strata is None:
             raise DataError(
-                f"{len(labels)} examples are too few to hold out a fraction {fraction} of them "
+                f"{where}: {len(labels)} examples are too few to hold out a fraction {fraction} of them "
                 "(add examples, or lower data.val_fraction / data.test_fraction)."
             ) from None
         # too few held-out examples to hold one of each class: hold out unstratified instead
-        return stratified_split(labels, fraction, seed, stratify=False)
+        return stratified_split(labels, fraction, seed, stratify=False, where=where)
     return np.asarray(kept), np.asarray(held)
 
 
@@ -157,7 +163,7 @@ class ImageData(ShuffledBatches):
     ) -> None:
         opts: ImageOptions = config.options
         self.name, self.config, self.options = name, config, opts
-        keep, held = stratified_split(train.labels.numpy(), config.val_fraction, config.split_seed)
+        keep, held = stratified_split(train.labels.numpy(), config.val_fraction, config.split_seed, where=name)
         if config.limit is not None:
             keep = keep[: config.limit]
         self.splits: dict[str, ImageSplit] = {"train": train.subset(keep), "val": train.subset(held)}

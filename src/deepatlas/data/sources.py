@@ -229,7 +229,7 @@ def load_image_folder(config: Any, state_dir: Path | None = None) -> ImageData:
     if not files:
         raise DataError(f"{root}: no PNG/JPEG images in class sub-folders (expected {root}/<class>/*.png).")
     full = _folder_split(files, labels, decode)
-    keep, held = stratified_split(np.asarray(labels), opts.test_fraction, seed=0)
+    keep, held = stratified_split(np.asarray(labels), opts.test_fraction, seed=0, where=str(root))
     return ImageData(
         f"image-folder:{root}", full.subset(np.sort(keep)), lambda: full.subset(np.sort(held)), classes, config
     )

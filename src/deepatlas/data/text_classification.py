@@ -24,7 +24,7 @@ import torch
 from ..errors import DataError
 from ..schema import option
 from .bundle import PairBatching, TensorPairs
-from .images import stratified_split
+from .images import show_columns, stratified_split
 from .preprocess import PaddedTokenPreprocessor
 from .text import _with_saved_tokenizer, tiny_shakespeare_text
 from .tokenizers import CharTokenizer
@@ -70,8 +70,8 @@ class TextClassificationData(PairBatching):
         for i, text in enumerate(texts):
             tokens = [cls, *self.tokenizer.encode(text)][:block]
             ids[i, : len(tokens)] = torch.tensor(tokens)
-        keep, test = stratified_split(y, opts.test_fraction, seed=0)
-        train, val = stratified_split(y[keep], config.val_fraction, config.split_seed)
+        keep, test = stratified_split(y, opts.test_fraction, seed=0, where=name)
+        train, val = stratified_split(y[keep], config.val_fraction, config.split_seed, where=name)
         train, val = keep[train], keep[val]
         if config.limit is not None:
             train = train[: config.limit]
@@ -130,8 +130,7 @@ def _read_text_csv(path: Path, text_column: str, label_column: str) -> tuple[lis
             header = reader.fieldnames or []
             for column in (text_column, label_column):
                 if column not in header:
-                    columns = ", ".join(header) or "none"
-                    raise DataError(f"{path}: no column {column!r} (columns: {columns}).")
+                    raise DataError(f"{path}: no column {column!r} (columns: {show_columns(header)}).")
             for row in reader:
                 line = reader.line_num
                 if None in row or None in row.values():
