@@ -13,6 +13,7 @@ from deepatlas.config import load_recipe
 from deepatlas.data import load_dataset
 from deepatlas.data.graph_csv import load_edge_list
 from deepatlas.data.planetoid import _dense, safe_unpickle
+from deepatlas.data.sources import parse_idx
 from deepatlas.data.text import read_text_path
 from deepatlas.errors import DataError
 from tests.data.test_image_folder import folder_config, make_folder
@@ -133,3 +134,9 @@ def test_folder_named_like_a_text_file_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "dir.txt").mkdir()
     (tmp_path / "a.txt").write_text("hello")
     assert read_text_path(str(tmp_path))[1] == "hello"
+
+
+def test_idx_header_with_huge_dimensions_is_refused() -> None:
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (0, 0xA8000000, 0xC30C3100))
+    with pytest.raises(DataError, match="implausible dimensions"):
+        parse_idx(header, Path("x-idx3-ubyte"))  # zero elements, yet numpy cannot shape it

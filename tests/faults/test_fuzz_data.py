@@ -22,7 +22,7 @@ from unittest import mock
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -82,6 +82,7 @@ idx_bytes = st.one_of(
 
 @FUZZ
 @given(idx_bytes)
+@example(b"\x00\x00\x08\x03\x00\x00\x00\x00\xa8\x00\x00\x00\xc3\x0c1\x00")  # found: empty, yet too big to shape
 def test_idx_files(content: bytes) -> None:
     array = outcome(lambda: parse_idx(content, Path("fuzz-idx-ubyte")))
     if array is not None:
@@ -344,6 +345,7 @@ def _damaged(part: str, content: bytes, how: tuple[str, Any]) -> bytes:
 
 @FUZZ
 @given(st.integers(0, 3), st.sampled_from([3, 4]), st.dictionaries(st.sampled_from(PARTS), damage, max_size=2))
+@example(0, 3, {"ally": ("object", np.ones((4, 0)))})  # found: argmax of an empty sequence
 def test_planetoid_files(seed: int, protocol: int, damaged: dict[str, tuple[str, Any]]) -> None:
     files = {p: _encode(p, obj, protocol) for p, obj in _small_planetoid(seed).items()}
     files.update({p: _damaged(p, files[p], how) for p, how in damaged.items()})
@@ -359,5 +361,6 @@ def test_planetoid_files(seed: int, protocol: int, damaged: dict[str, tuple[str,
 
 @FUZZ
 @given(st.binary(max_size=200) | st.builds(lambda n: pickle.dumps(_small_planetoid(0)["allx"], 4)[:n], st.integers(0, 400)))
+@example(b"P")  # found: a two-line message from pickle
 def test_restricted_unpickler_on_garbage(content: bytes) -> None:
     outcome(lambda: safe_unpickle(content, Path("ind.fuzz.x")))

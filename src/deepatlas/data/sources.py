@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def parse_idx(content: bytes, path: Path) -> np.ndarray:
     if len(content) < header:
         raise DataError(f"{path}: IDX header is truncated.")
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    # exact integers: numpy's product overflows, and an empty array with huge dimensions cannot be shaped
+    if math.prod(d for d in shape if d) >= 2**40:
+        raise DataError(f"{path}: IDX header has implausible dimensions {shape}; the file is damaged.")
+    expected = header + math.prod(shape)
     if len(content) != expected:
         raise DataError(f"{path}: IDX file has {len(content)} bytes, its header {shape} needs {expected}.")
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
