@@ -38,26 +38,27 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
     return message
 
 
-def test_ragged_text_csv_names_the_line(tmp_path: Path) -> None:
-    path = tmp_path / "t.csv"
-    path.write_text("text,label\nhello,pos\nhello, world,neg\nbye,neg\n")
+def text_csv_error(path: Path, content: str) -> str:
+    """The one-line error of loading ``content`` as a text CSV."""
+    path.write_text(content)
     with pytest.raises(DataError) as exc:
         load_dataset(text_csv_config(path))
-    assert f"{path}, line 3: 3 values but the header has 2 columns" in one_line(exc)
-    path.write_text("text,label\nhello,pos\nbye\n")
-    with pytest.raises(DataError, match="line 3: 1 values"):
-        load_dataset(text_csv_config(path))
+    return one_line(exc)
+
+
+def test_ragged_text_csv_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    message = text_csv_error(path, "text,label\nhello,pos\nhello, world,neg\nbye,neg\n")
+    assert f"{path}, line 3: 3 values but the header has 2 columns" in message
+    assert f"{path}, line 3: 1 values" in text_csv_error(path, "text,label\nhello,pos\nbye\n")
 
 
 def test_blank_and_single_labels_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("text,label\na,pos\nb, \nc,neg\n")
-    with pytest.raises(DataError) as exc:
-        load_dataset(text_csv_config(path))
-    assert f"{path}, line 3, column 'label': empty label" in one_line(exc)
-    path.write_text("text,label\n" + "a,pos\n" * 20)
-    with pytest.raises(DataError, match="only one label 'pos'; a classifier needs at least two"):
-        load_dataset(text_csv_config(path))
+    message = text_csv_error(path, "text,label\na,pos\nb, \nc,neg\n")
+    assert f"{path}, line 3, column 'label': empty label" in message
+    message = text_csv_error(path, "text,label\n" + "a,pos\n" * 20)
+    assert "only one label 'pos'; a classifier needs at least two" in message
 
 
 def test_valid_text_csv_still_loads(tmp_path: Path) -> None:
