@@ -121,8 +121,8 @@ class _FileImages(Dataset):
 
 
 def show_columns(header: list[str], limit: int = 12) -> str:
-    """A CSV header for a one-line error: each name quoted (newlines escaped), at most ``limit`` of them."""
-    shown = ", ".join(repr(name[:40]) for name in header[:limit])
+    """A CSV header for a one-line error: at most ``limit`` names, quoted where they hold commas or newlines."""
+    shown = ", ".join(n if n.isprintable() and "," not in n else repr(n) for n in (h[:40] for h in header[:limit]))
     return (shown + (", ..." if len(header) > limit else "")) or "none"
 
 
