@@ -346,6 +346,7 @@ def _damaged(part: str, content: bytes, how: tuple[str, Any]) -> bytes:
 @FUZZ
 @given(st.integers(0, 3), st.sampled_from([3, 4]), st.dictionaries(st.sampled_from(PARTS), damage, max_size=2))
 @example(0, 3, {"ally": ("object", np.ones((4, 0)))})  # found: argmax of an empty sequence
+@example(0, 4, {"y": ("flip", [(238, 127)])})  # found: a newline in a refused global's name
 def test_planetoid_files(seed: int, protocol: int, damaged: dict[str, tuple[str, Any]]) -> None:
     files = {p: _encode(p, obj, protocol) for p, obj in _small_planetoid(seed).items()}
     files.update({p: _damaged(p, files[p], how) for p, how in damaged.items()})

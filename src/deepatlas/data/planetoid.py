@@ -80,8 +80,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except KeyError:
+            shown = f"{module}.{name}".encode("unicode_escape").decode("ascii")  # a damaged name may hold newlines
             raise DataError(
-                f"{self.path}: refused to unpickle global {module}.{name} (only numpy arrays, scipy CSR "
+                f"{self.path}: refused to unpickle global {shown} (only numpy arrays, scipy CSR "
                 "matrices and plain containers are allowed); the file is not a Planetoid data file."
             ) from None
 
