@@ -3,7 +3,7 @@
 Each generated case must end in one of two ways: the reader returns data, or it
 raises a :class:`DeepAtlasError` whose message is one non-empty line. Any other
 exception (a traceback a user would see) fails the test with the case that
-caused it. Readers: IDX (Fashion-MNIST), image folders, text files, text CSVs,
+caused it. Readers: IDX (Fashion-MNIST), image folders, text files, text pairs, text CSVs,
 graph CSVs and the Planetoid pickles through the restricted unpickler.
 """
 
@@ -193,6 +193,29 @@ def test_text_files(files: list[tuple[str, bytes]], folder: bool) -> None:
         target = root if folder else root / files[0][0]
         outcome(lambda: exercise(with_path(TEXT_CONFIG, path=str(target))))
 
+
+
+# --------------------------------------------------------------------------- text pairs (seq2seq)
+
+PAIRS_CONFIG = load_recipe(
+    "transformer-reverse-shakespeare", ["data.name=text-pairs", "data.path=/nowhere", "data.max_len=8", "data.batch_size=4"]
+).data
+pair_line = st.one_of(
+    st.builds(lambda a, b: f"{a}\t{b}", st.text(alphabet="abc ", max_size=10), st.text(alphabet="xyz", max_size=10)),
+    st.text(alphabet="ab\t\r ", max_size=8),
+)
+
+
+@FUZZ
+@given(st.integers(0, 20), st.lists(pair_line, max_size=4), st.none() | st.binary(max_size=6))
+def test_text_pairs(n: int, odd: list[str], junk: bytes | None) -> None:
+    content = "".join(f"ab{i}\tyx{i}\n" for i in range(n)).encode() + "\n".join(odd).encode()
+    if junk is not None:
+        content = content[: len(content) // 2] + junk + content[len(content) // 2 :]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pairs.tsv"
+        path.write_bytes(content)
+        outcome(lambda: exercise(with_path(PAIRS_CONFIG, path=str(path))))
 
 
 # --------------------------------------------------------------------------- CSV mutations
