@@ -62,6 +62,16 @@ def exercise(config: Any) -> None:
         next(iter(data.eval_batches(split, CPU)), None)
 
 
+def load_one_file(config: Any, name: str, content: bytes, junk: bytes | None) -> None:
+    """Exercise ``config`` on a file ``name`` holding ``content``, with ``junk`` bytes spliced into its middle."""
+    if junk is not None:
+        content = content[: len(content) // 2] + junk + content[len(content) // 2 :]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        outcome(lambda: exercise(with_path(config, path=str(path))))
+
+
 # --------------------------------------------------------------------------- IDX
 
 idx_bytes = st.one_of(
@@ -210,12 +220,7 @@ pair_line = st.one_of(
 @given(st.integers(0, 20), st.lists(pair_line, max_size=4), st.none() | st.binary(max_size=6))
 def test_text_pairs(n: int, odd: list[str], junk: bytes | None) -> None:
     content = "".join(f"ab{i}\tyx{i}\n" for i in range(n)).encode() + "\n".join(odd).encode()
-    if junk is not None:
-        content = content[: len(content) // 2] + junk + content[len(content) // 2 :]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "pairs.tsv"
-        path.write_bytes(content)
-        outcome(lambda: exercise(with_path(PAIRS_CONFIG, path=str(path))))
+    load_one_file(PAIRS_CONFIG, "pairs.tsv", content, junk)
 
 
 # --------------------------------------------------------------------------- CSV mutations
@@ -265,13 +270,7 @@ TEXT_CSV_CONFIG = load_recipe(
 @given(st.integers(2, 30), st.lists(csv_change, max_size=3), st.none() | st.binary(max_size=6))
 def test_text_csvs(n: int, changes: list, junk: bytes | None) -> None:
     table = [["text", "label"]] + [[f"words {i} here", ["pos", "neg", "meh"][i % 3]] for i in range(n)]
-    content = _mutated(table, changes).encode()
-    if junk is not None:
-        content = content[: len(content) // 2] + junk + content[len(content) // 2 :]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "labels.csv"
-        path.write_bytes(content)
-        outcome(lambda: exercise(with_path(TEXT_CSV_CONFIG, path=str(path))))
+    load_one_file(TEXT_CSV_CONFIG, "labels.csv", _mutated(table, changes).encode(), junk)
 
 
 # --------------------------------------------------------------------------- graph CSVs
