@@ -11,6 +11,7 @@ The graph is served for node classification (:mod:`.graph_bundles`) or, with
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..errors import DataError
 from ..schema import option
 from .graph import Graph, index_to_mask
 from .graph_bundles import NodeGraphData
-from .images import stratified_split
+from .images import show_columns, stratified_split
 from .links import LinkData, LinkOptions
 from .sampling import SamplingOptions
 
@@ -66,9 +67,13 @@ def _number(value: str | None, path: Path, row: int, column: str) -> float:
     if value is None or not value.strip():
         raise DataError(f"{path}, row {row}, column {column!r}: missing value (expected a number).")
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise DataError(f"{path}, row {row}, column {column!r}: {value!r} is not a number.") from None
+    if not math.isfinite(number):
+        # checked here: a NaN feature would otherwise surface later as a NaN training loss
+        raise DataError(f"{path}, row {row}, column {column!r}: {value!r} is not a finite number.")
+    return number
 
 
 def _class_order(labels: set[str]) -> list[str]:
@@ -87,8 +92,8 @@ def stratified_masks(
     evaluated on the same nodes; ``seed`` draws the validation nodes.
     """
     labelled = np.flatnonzero(labels >= 0)
-    keep, test = stratified_split(labels[labelled], test_fraction, seed=0)
-    train, val = stratified_split(labels[labelled][keep], val_fraction, seed)
+    keep, test = stratified_split(labels[labelled], test_fraction, seed=0, where="the labelled nodes")
+    train, val = stratified_split(labels[labelled][keep], val_fraction, seed, where="the labelled nodes")
     n = len(labels)
     parts = {"train": labelled[keep][train], "val": labelled[keep][val], "test": labelled[test]}
     return {k: index_to_mask(torch.from_numpy(np.sort(v)), n) for k, v in parts.items()}
@@ -116,7 +121,7 @@ def load_edge_list(
     header, rows = _read_csv(nodes_path)
     for column in ("id", "label"):
         if column not in header:
-            raise DataError(f"{nodes_path}: no column {column!r} (columns: {', '.join(header) or 'none'}).")
+            raise DataError(f"{nodes_path}: no column {column!r} (columns: {show_columns(header)}).")
     feature_columns = [c for c in header if c not in ("id", "label")]
     index: dict[str, int] = {}
     raw_labels, features = [], []
@@ -140,7 +145,7 @@ def load_edge_list(
     header, rows = _read_csv(edges_path)
     for column in ("source", "target"):
         if column not in header:
-            raise DataError(f"{edges_path}: no column {column!r} (columns: {', '.join(header) or 'none'}).")
+            raise DataError(f"{edges_path}: no column {column!r} (columns: {show_columns(header)}).")
     extra = [c for c in header if c not in ("source", "target", "weight")]
     if extra:
         raise DataError(f"{edges_path}: unexpected columns {extra} (expected source, target and optionally weight).")
@@ -154,6 +159,8 @@ def load_edge_list(
             out.append(index[node])
         if weighted:
             weight.append(_number(row["weight"], edges_path, row_no, "weight"))
+    if not source:
+        raise DataError(f"{edges_path}: no edges (one row source,target per edge after the header).")
     x = torch.tensor(features, dtype=torch.float32) if feature_columns else torch.ones(len(index), 1)
     graph = Graph(
         x,

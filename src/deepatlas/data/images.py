@@ -120,16 +120,33 @@ class _FileImages(Dataset):
         return self.split.decode(self.split.files[i]), self.split.labels[i]  # type: ignore[index,misc]
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, held_out), the held-out part stratified by label and seeded."""
+def show_columns(header: list[str], limit: int = 12) -> str:
+    """A CSV header for a one-line error: at most ``limit`` names, quoted where they hold commas or newlines."""
+    shown = ", ".join(n if n.isprintable() and "," not in n else repr(n) for n in (h[:40] for h in header[:limit]))
+    return (shown + (", ..." if len(header) > limit else "")) or "none"
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, stratify: bool = True, where: str = "the data"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out), the held-out part stratified by label (where it can be) and seeded."""
     index = np.arange(len(labels))
     if fraction <= 0:
         return np.random.default_rng(seed).permutation(index), index[:0]
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    kept, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    strata = labels if stratify and len(labels) and counts[counts > 0].min() >= 2 else None
+    try:
+        kept, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=strata)
+    except ValueError:
+        if strata is None:
+            raise DataError(
+                f"{where}: {len(labels)} examples are too few to hold out a fraction {fraction} of them "
+                "(add examples, or lower data.val_fraction / data.test_fraction)."
+            ) from None
+        # too few held-out examples to hold one of each class: hold out unstratified instead
+        return stratified_split(labels, fraction, seed, stratify=False, where=where)
     return np.asarray(kept), np.asarray(held)
 
 
@@ -146,7 +163,7 @@ class ImageData(ShuffledBatches):
     ) -> None:
         opts: ImageOptions = config.options
         self.name, self.config, self.options = name, config, opts
-        keep, held = stratified_split(train.labels.numpy(), config.val_fraction, config.split_seed)
+        keep, held = stratified_split(train.labels.numpy(), config.val_fraction, config.split_seed, where=name)
         if config.limit is not None:
             keep = keep[: config.limit]
         self.splits: dict[str, ImageSplit] = {"train": train.subset(keep), "val": train.subset(held)}

@@ -47,7 +47,13 @@ def edge_codes(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 def sample_negatives(count: int, num_nodes: int, known: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``count`` pairs (u, v), u != v, that are not edges (rejection sampling; graphs are sparse)."""
-    found: list[torch.Tensor] = []
+    non_edges = num_nodes * (num_nodes - 1) - len(known)
+    if count > non_edges:  # rejection sampling would never end
+        raise DataError(
+            f"the graph has {non_edges} node pairs that are not edges, too few for {count} negative examples "
+            "(link prediction needs a sparse graph; lower data.links_val / data.links_test)."
+        )
+    found: list[torch.Tensor] = [torch.zeros(2, 0, dtype=torch.long, device=known.device)]
     have = 0
     while have < count:
         pairs = torch.randint(0, num_nodes, (2, 2 * (count - have) + 16), generator=generator)

@@ -80,8 +80,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except KeyError:
+            shown = f"{module}.{name}".encode("unicode_escape").decode("ascii")  # a damaged name may hold newlines
             raise DataError(
-                f"{self.path}: refused to unpickle global {module}.{name} (only numpy arrays, scipy CSR "
+                f"{self.path}: refused to unpickle global {shown} (only numpy arrays, scipy CSR "
                 "matrices and plain containers are allowed); the file is not a Planetoid data file."
             ) from None
 
@@ -93,7 +94,8 @@ def safe_unpickle(content: bytes, path: Path) -> Any:
     except DataError:
         raise
     except Exception as exc:  # a damaged pickle can fail in many ways; all mean the same to the user
-        raise DataError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}).") from None
+        reason = " ".join(str(exc).split())  # some unpickling errors span lines
+        raise DataError(f"{path}: not a readable pickle ({type(exc).__name__}: {reason}).") from None
 
 
 # --------------------------------------------------------------------------- the files
@@ -155,16 +157,26 @@ def planetoid_file(name: str, part: str, root: str | None = None) -> tuple[Path,
 def _dense(obj: Any, path: Path, rows: int | None = None) -> np.ndarray:
     import scipy.sparse
 
-    if scipy.sparse.issparse(obj):
-        obj = obj.toarray()
-    if not isinstance(obj, np.ndarray) or obj.ndim != 2:
-        raise DataError(f"{path}: expected a 2-d matrix, found {type(obj).__name__}.")
-    if rows is not None and obj.shape[0] != rows:
-        raise DataError(f"{path}: has {obj.shape[0]} rows, expected {rows}.")
-    return obj.astype(np.float32)
+    try:
+        if scipy.sparse.issparse(obj):
+            # an unpickled matrix skips scipy's checks, and toarray() reads out of bounds on bad indices
+            obj.check_format(full_check=True)
+            obj = obj.toarray()
+        if not isinstance(obj, np.ndarray) or obj.ndim != 2:
+            raise DataError(f"{path}: expected a 2-d matrix, found {type(obj).__name__}.")
+        if rows is not None and obj.shape[0] != rows:
+            raise DataError(f"{path}: has {obj.shape[0]} rows, expected {rows}.")
+        dense = obj.astype(np.float32)
+    except (ValueError, TypeError, AttributeError, IndexError, OverflowError, MemoryError) as exc:
+        raise DataError(f"{path}: not a valid matrix ({type(exc).__name__}: {' '.join(str(exc).split())}).") from None
+    if not np.isfinite(dense).all():
+        raise DataError(f"{path}: the matrix holds NaN or infinite values.")
+    return dense
 
 
-def _one_hot_labels(y: np.ndarray, path: Path) -> np.ndarray:
+def _one_hot_labels(y: np.ndarray, path: Path, classes: int) -> np.ndarray:
+    if y.shape[1] != classes or classes == 0:
+        raise DataError(f"{path}: label rows have {y.shape[1]} columns, expected one per class ({classes}).")
     if not np.isin(y, (0, 1)).all() or (y.sum(1) > 1).any():
         raise DataError(f"{path}: labels are not one-hot rows.")
     return y.argmax(1)  # a zero row (a padded CiteSeer node) is class 0, as in PyG
@@ -178,6 +190,8 @@ def _read_test_index(path: Path, content: bytes) -> np.ndarray:
                 values.append(int(line))
             except ValueError:
                 raise DataError(f"{path}, line {line_no}: {line.strip()!r} is not a node index.") from None
+            if not 0 <= values[-1] < 2**31:
+                raise DataError(f"{path}, line {line_no}: node index {values[-1]} is out of range.")
     return np.asarray(values, dtype=np.int64)
 
 
@@ -188,6 +202,10 @@ def _planetoid_edges(graph: Any, path: Path, num_nodes: int) -> torch.Tensor:
     for node, neighbours in graph.items():
         if not isinstance(node, (int, np.integer)) or not isinstance(neighbours, (list, tuple, set)):
             raise DataError(f"{path}: entry {node!r} is not a node id with a list of neighbours.")
+        if not all(isinstance(v, (int, np.integer)) for v in neighbours):
+            raise DataError(f"{path}: the neighbours of node {node!r} are not all node ids.")
+        if not 0 <= node < num_nodes or not all(0 <= v < num_nodes for v in neighbours):
+            raise DataError(f"{path}: node ids outside 0..{num_nodes - 1} (at node {node!r}).")
         source += [int(node)] * len(neighbours)
         target += [int(v) for v in neighbours]
     edge_index = torch.tensor([source, target], dtype=torch.long).reshape(2, -1)
@@ -225,14 +243,19 @@ def load_planetoid(name: str, root: str | None = None, normalize_features: bool 
         raise DataError(f"{paths['test.index']}: test node {test_index.min()} lies among the {len(allx)} allx nodes.")
     if len({x.shape[1], tx.shape[1], allx.shape[1]}) != 1:
         raise DataError(f"{paths['x']}: feature dimensions of x, tx and allx differ.")
+    if len(y) > len(ally):
+        raise DataError(f"{paths['y']}: {len(y)} training nodes but {paths['ally']} labels only {len(ally)}.")
+    # CiteSeer's test range has 15 gaps among 1,000 nodes; far larger gaps mean a damaged index
+    if len(test_index) and test_index.max() >= len(allx) + 2 * len(tx):
+        raise DataError(f"{paths['test.index']}: test node {test_index.max()} lies far beyond the {len(tx)} test rows.")
     # Test nodes are numbered after allx; tx row j is node test_index[j]. Indices missing from the
     # test range (15 isolated CiteSeer nodes) get zero features and a zero label row (Kipf's code).
     n = max(len(allx), int(test_index.max()) + 1 if len(test_index) else 0)
     features = np.zeros((n, allx.shape[1]), dtype=np.float32)
     features[: len(allx)], features[test_index] = allx, tx
     labels = np.zeros(n, dtype=np.int64)
-    labels[: len(ally)] = _one_hot_labels(ally, paths["ally"])
-    labels[test_index] = _one_hot_labels(ty, paths["ty"])
+    labels[: len(ally)] = _one_hot_labels(ally, paths["ally"], y.shape[1])
+    labels[test_index] = _one_hot_labels(ty, paths["ty"], y.shape[1])
     if normalize_features:
         rowsum = features.sum(1, keepdims=True)
         features = np.divide(features, rowsum, out=np.zeros_like(features), where=rowsum != 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def parse_idx(content: bytes, path: Path) -> np.ndarray:
     if len(content) < header:
         raise DataError(f"{path}: IDX header is truncated.")
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    # exact integers: numpy's product overflows, and an empty array with huge dimensions cannot be shaped
+    if math.prod(d for d in shape if d) >= 2**40:
+        raise DataError(f"{path}: IDX header has implausible dimensions {shape}; the file is damaged.")
+    expected = header + math.prod(shape)
     if len(content) != expected:
         raise DataError(f"{path}: IDX file has {len(content)} bytes, its header {shape} needs {expected}.")
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
@@ -117,22 +121,47 @@ def load_fashion_mnist(config: Any, state_dir: Path | None = None) -> ImageData:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
-    found = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    classes = classes or found
-    unknown = sorted(set(found) - set(classes))
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _check_test_classes(folder: Path, classes: list[str]) -> None:
+    """A class folder of ``folder`` (test/) must be one of the training classes: checked by name, cheaply."""
+    unknown = sorted(set(_class_folders(folder)) - set(classes))
     if unknown:
-        raise DataError(f"{folder}: class folders {unknown} are not in the training classes {classes}.")
+        raise DataError(
+            f"{folder}: class folders {unknown} are not in the training classes {classes} "
+            f"(add them to {folder.parent / 'train'} or remove them)."
+        )
+
+
+def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """Image files and labels under ``folder/<class>/``; without ``classes`` the folders found are the classes."""
+    training = classes is None
+    if classes is None:
+        classes = _class_folders(folder)
+    else:
+        _check_test_classes(folder, classes)
     files, labels = [], []
     for label, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
             continue
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                files.append(path)
-                labels.append(label)
+        found = [p for p in sorted(class_dir.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        if training and not found:
+            raise DataError(f"{class_dir}: class folder without PNG/JPEG images (add images or remove the folder).")
+        files += found
+        labels += [label] * len(found)
+    if training and len(classes) == 1:
+        raise DataError(
+            f"{folder}: only one class folder ({classes[0]!r}); a classifier needs at least two "
+            f"(one sub-folder of {folder} per class)."
+        )
     return files, labels, classes
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class _Decoder:
@@ -151,7 +180,9 @@ class _Decoder:
                     img = img.resize((self.size, self.size), Image.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise DataError(f"{path}: cannot decode image ({exc}).") from None
+            raise DataError(f"{path}: cannot decode image ({_one_line(exc)}).") from None
+        except Exception as exc:  # PIL's decoders fail on damaged files in many ways
+            raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {_one_line(exc)}).") from None
         if self.size is None and array.shape[:2] != getattr(self, "_first_shape", array.shape[:2]):
             raise DataError(
                 f"{path}: image is {array.shape[1]}x{array.shape[0]} but earlier images differ; "
@@ -188,6 +219,8 @@ def load_image_folder(config: Any, state_dir: Path | None = None) -> ImageData:
         if not files:
             raise DataError(f"{root / 'train'}: no PNG/JPEG images in class sub-folders.")
         test_dir = root / "test"
+        if test_dir.is_dir():
+            _check_test_classes(test_dir, classes)  # before training, although test images are read at the end
 
         def test() -> ImageSplit:
             if not test_dir.is_dir():
@@ -200,7 +233,7 @@ def load_image_folder(config: Any, state_dir: Path | None = None) -> ImageData:
     if not files:
         raise DataError(f"{root}: no PNG/JPEG images in class sub-folders (expected {root}/<class>/*.png).")
     full = _folder_split(files, labels, decode)
-    keep, held = stratified_split(np.asarray(labels), opts.test_fraction, seed=0)
+    keep, held = stratified_split(np.asarray(labels), opts.test_fraction, seed=0, where=str(root))
     return ImageData(
         f"image-folder:{root}", full.subset(np.sort(keep)), lambda: full.subset(np.sort(held)), classes, config
     )

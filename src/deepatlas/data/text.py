@@ -62,9 +62,9 @@ def read_text_path(path: str | None) -> tuple[str, str]:
     if not path:
         raise DataError("data.path: the text dataset needs a file or folder of UTF-8 text (data.path=...).")
     p = Path(path).expanduser()
-    files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
     if not p.exists():
         raise DataError(f"data.path: {p} does not exist.")
+    files = sorted(f for f in p.rglob("*.txt") if f.is_file()) if p.is_dir() else [p]
     if not files:
         raise DataError(f"data.path: no .txt files under {p}.")
     parts = []
@@ -73,6 +73,8 @@ def read_text_path(path: str | None) -> tuple[str, str]:
             parts.append(f.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise DataError(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+        except OSError as exc:
+            raise DataError(f"{f}: cannot read ({exc.strerror or exc}).") from None
     return f"text:{p}", "\n".join(parts)
 
 

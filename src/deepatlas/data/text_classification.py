@@ -24,7 +24,7 @@ import torch
 from ..errors import DataError
 from ..schema import option
 from .bundle import PairBatching, TensorPairs
-from .images import stratified_split
+from .images import show_columns, stratified_split
 from .preprocess import PaddedTokenPreprocessor
 from .text import _with_saved_tokenizer, tiny_shakespeare_text
 from .tokenizers import CharTokenizer
@@ -70,8 +70,8 @@ class TextClassificationData(PairBatching):
         for i, text in enumerate(texts):
             tokens = [cls, *self.tokenizer.encode(text)][:block]
             ids[i, : len(tokens)] = torch.tensor(tokens)
-        keep, test = stratified_split(y, opts.test_fraction, seed=0)
-        train, val = stratified_split(y[keep], config.val_fraction, config.split_seed)
+        keep, test = stratified_split(y, opts.test_fraction, seed=0, where=name)
+        train, val = stratified_split(y[keep], config.val_fraction, config.split_seed, where=name)
         train, val = keep[train], keep[val]
         if config.limit is not None:
             train = train[: config.limit]
@@ -117,17 +117,39 @@ def load_text_csv(config: Any, state_dir: Path | None = None) -> TextClassificat
     if not opts.path:
         raise DataError("data.path: text-csv needs a CSV file with text and label columns.")
     path = Path(opts.path).expanduser()
+    texts, labels = _read_text_csv(path, opts.text_column, opts.label_column)
+    return TextClassificationData(f"text-csv:{path}", texts, labels, config, _with_saved_tokenizer(state_dir))
+
+
+def _read_text_csv(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """Texts and labels of a CSV with a header; lines are numbered as in an editor (the header is line 1)."""
+    texts, labels = [], []
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            for column in (text_column, label_column):
+                if column not in header:
+                    raise DataError(f"{path}: no column {column!r} (columns: {show_columns(header)}).")
+            for row in reader:
+                line = reader.line_num
+                if None in row or None in row.values():
+                    values = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+                    raise DataError(
+                        f"{path}, line {line}: {values} values but the header has {len(header)} columns "
+                        "(quote values that contain commas)."
+                    )
+                label = row[label_column]
+                if not label.strip():
+                    raise DataError(f"{path}, line {line}, column {label_column!r}: empty label (every row needs one).")
+                texts.append(row[text_column])
+                labels.append(label)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read as a UTF-8 CSV ({exc}).") from None
-    if not rows:
+        raise DataError(f"{path}: cannot read as a UTF-8 CSV ({' '.join(str(exc).split())}).") from None
+    if not texts:
         raise DataError(f"{path}: no rows.")
-    for column in (opts.text_column, opts.label_column):
-        if column not in rows[0]:
-            raise DataError(f"{path}: no column {column!r} (columns: {', '.join(rows[0])}).")
-    return TextClassificationData(
-        f"text-csv:{path}", [r[opts.text_column] for r in rows], [r[opts.label_column] for r in rows], config,
-        _with_saved_tokenizer(state_dir),
-    )
+    if len(set(labels)) < 2:
+        raise DataError(
+            f"{path}, column {label_column!r}: only one label {labels[0]!r}; a classifier needs at least two classes."
+        )
+    return texts, labels
