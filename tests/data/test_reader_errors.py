@@ -74,8 +74,13 @@ def test_empty_and_single_class_folders_are_refused(tmp_path: Path) -> None:
         load_dataset(folder_config(root))
     assert f"{root / 'empty'}: class folder without PNG/JPEG images" in one_line(exc)
     single = make_folder(tmp_path / "one", classes=("cat",))
-    with pytest.raises(DataError, match="only one class folder \\('cat'\\); a classifier needs at least two"):
-        load_dataset(folder_config(single))
+    assert load_dataset(folder_config(single)).meta["num_classes"] == 1  # a generative run may train on one class
+    import deepatlas
+
+    runs = tmp_path / "runs"
+    with pytest.raises(DataError, match="only one class \\('cat'\\); a classifier needs at least two"):
+        deepatlas.train("quickstart", ["data.name=image-folder", f"data.path={single}"], runs_dir=runs, progress=False)
+    assert not runs.exists() or not any(runs.glob("quickstart-*"))  # refused before a run folder exists
 
 
 def test_test_class_unknown_to_train_fails_at_load(tmp_path: Path) -> None:

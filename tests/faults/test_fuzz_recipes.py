@@ -8,7 +8,6 @@ or in a DeepAtlasError whose message is one line: never a traceback. Hypothesis 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import yaml

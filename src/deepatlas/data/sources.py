@@ -152,11 +152,6 @@ def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], l
             raise DataError(f"{class_dir}: class folder without PNG/JPEG images (add images or remove the folder).")
         files += found
         labels += [label] * len(found)
-    if training and len(classes) == 1:
-        raise DataError(
-            f"{folder}: only one class folder ({classes[0]!r}); a classifier needs at least two "
-            f"(one sub-folder of {folder} per class)."
-        )
     return files, labels, classes
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..metrics import classification_metrics, classification_stats
 from ..registry import TASKS
 from ..schema import option
@@ -39,6 +39,12 @@ class Classification(Task):
     def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
         super().__init__(config, meta)
         classes = meta.get("num_classes")
+        if isinstance(classes, int) and classes < 2:  # a generative task may train on one class; a classifier not
+            names = ", ".join(repr(n) for n in meta.get("class_names") or [])
+            raise DataError(
+                f"data: only one class ({names or classes}); a classifier needs at least two "
+                "(for an image folder: one sub-folder per class)."
+            )
         # the preset k on fewer classes is clamped (top-5 of 3 classes); a k the user chose must make sense
         if isinstance(classes, int) and config.topk > classes and config.topk != ClassificationConfig().topk:
             raise ConfigError(
