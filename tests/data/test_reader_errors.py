@@ -112,7 +112,7 @@ def test_link_prediction_on_a_complete_graph_is_refused(tmp_path: Path) -> None:
     config = load_recipe(
         "gcn-cora", ["data.name=graph-csv", f"data.path={edges}", f"data.nodes_path={nodes}", "data.links=true"]
     ).data
-    with pytest.raises(DataError, match="node pairs that are not edges, too few"):
+    with pytest.raises(DataError, match="no node pair that is not an edge, so no negative examples"):
         load_dataset(config)
 
 

@@ -48,10 +48,10 @@ def edge_codes(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 def sample_negatives(count: int, num_nodes: int, known: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``count`` pairs (u, v), u != v, that are not edges (rejection sampling; graphs are sparse)."""
     non_edges = num_nodes * (num_nodes - 1) - len(known)
-    if count > non_edges:  # rejection sampling would never end
+    if count > 0 and non_edges <= 0:  # rejection sampling would never end (pairs may repeat otherwise)
         raise DataError(
-            f"the graph has {non_edges} node pairs that are not edges, too few for {count} negative examples "
-            "(link prediction needs a sparse graph; lower data.links_val / data.links_test)."
+            f"the graph has no node pair that is not an edge, so no negative examples for link prediction "
+            f"({num_nodes} nodes, {len(known)} directed edges); link prediction needs a sparse graph."
         )
     found: list[torch.Tensor] = [torch.zeros(2, 0, dtype=torch.long, device=known.device)]
     have = 0
