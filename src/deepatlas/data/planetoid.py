@@ -154,14 +154,44 @@ def planetoid_file(name: str, part: str, root: str | None = None) -> tuple[Path,
     return path, content
 
 
+MAX_ELEMENTS = 2_000_000_000  # a dense feature matrix larger than this is not a Planetoid file
+
+
+def _csr_dense(matrix: Any, path: Path) -> np.ndarray:
+    """The dense array of an unpickled CSR matrix, built with numpy from its validated parts.
+
+    An unpickled matrix skips scipy's own checks, and scipy's C code (``toarray``) reads out of
+    bounds, or crashes the process, on bad indices or arrays: nothing of it runs on our input.
+    """
+    state = getattr(matrix, "__dict__", {})
+    shape = state.get("_shape")
+    if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape)):
+        raise DataError(f"{path}: the sparse matrix has no valid shape ({shape!r}).")
+    rows, cols = int(shape[0]), int(shape[1])
+    if rows * cols > MAX_ELEMENTS:
+        raise DataError(f"{path}: a {rows} x {cols} matrix is too large for a Planetoid file.")
+    parts = {}
+    for name, kinds in (("indptr", "iu"), ("indices", "iu"), ("data", "iufb")):
+        value = state.get(name)
+        if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in kinds:
+            raise DataError(f"{path}: the sparse matrix's {name} is not a 1-d numeric array.")
+        parts[name] = value.astype(np.int64 if name != "data" else np.float64)
+    indptr, indices, data = parts["indptr"], parts["indices"], parts["data"]
+    nnz = len(indices)
+    if (len(indptr) != rows + 1 or len(data) != nnz or (rows + 1 and (indptr[0] != 0 or indptr[-1] != nnz))
+            or (np.diff(indptr) < 0).any() or (nnz and (indices.min() < 0 or indices.max() >= cols))):
+        raise DataError(f"{path}: the sparse matrix's index arrays are inconsistent (a damaged file).")
+    dense = np.zeros((rows, cols), dtype=np.float64)
+    np.add.at(dense, (np.repeat(np.arange(rows), np.diff(indptr)), indices), data)  # duplicates add, as in scipy
+    return dense
+
+
 def _dense(obj: Any, path: Path, rows: int | None = None) -> np.ndarray:
     import scipy.sparse
 
     try:
         if scipy.sparse.issparse(obj):
-            # an unpickled matrix skips scipy's checks, and toarray() reads out of bounds on bad indices
-            obj.check_format(full_check=True)
-            obj = obj.toarray()
+            obj = _csr_dense(obj, path)
         if not isinstance(obj, np.ndarray) or obj.ndim != 2:
             raise DataError(f"{path}: expected a 2-d matrix, found {type(obj).__name__}.")
         if rows is not None and obj.shape[0] != rows:
