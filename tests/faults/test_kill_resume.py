@@ -74,3 +74,27 @@ def test_ten_random_sigkills_then_resume_end_bit_identical(tmp_path: Path) -> No
     assert final == reference.summary["final"]  # the validation metrics too
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len({(e.get("kind"), e.get("step")) for e in epochs}) == len(epochs), "a metrics line repeats after a resume"
+
+
+def test_resume_drops_a_torn_line_and_an_epoch_end_it_redoes(tmp_path: Path) -> None:
+    """Killed after the end-of-epoch line but before the epoch's checkpoint: the resumed run validates
+    that epoch again, so its old line goes; so does a line half written by the kill."""
+    import types
+
+    from deepatlas.tracking.recorder import RunRecorder
+
+    run = deepatlas.train("quickstart", ["train.epochs=1", "train.log_every=5"], runs_dir=tmp_path, progress=False)
+    metrics = run.path / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    last = json.loads(lines[-1])
+    assert last["kind"] == "epoch"
+    metrics.write_text("\n".join([*lines, lines[-1][:20]]) + "\n")  # a torn line at the end
+    steps = last["step"]
+    state = types.SimpleNamespace(step=steps, epoch=0, batch_in_epoch=steps)  # the mid-epoch-end checkpoint
+    recorder = RunRecorder(run)
+    recorder._truncate(types.SimpleNamespace(state=state, num_batches=steps))
+    assert metrics.read_text().splitlines() == lines[:-1]
+    state.epoch, state.batch_in_epoch = 1, 0  # a checkpoint after the epoch ended: its line stays
+    metrics.write_text("\n".join(lines) + "\n")
+    recorder._truncate(types.SimpleNamespace(state=state, num_batches=steps))
+    assert metrics.read_text().splitlines() == lines

@@ -31,18 +31,28 @@ class RunRecorder(Callback):
         self._file.flush()
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self._truncate(trainer.state.step)
+        self._truncate(trainer)
         self._file = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole fit
         self.run.update_summary(status="running", reason="", pid=os.getpid(), **self._progress(trainer))
 
-    def _truncate(self, step: int) -> None:
-        """On resume, drop lines written after the checkpoint so that none repeat."""
+    def _truncate(self, trainer: Trainer) -> None:
+        """On resume, drop what was written after the checkpoint so that no line repeats: lines of later
+        steps, a line torn by a kill, and the end-of-epoch line of an epoch whose end the resumed run
+        redoes (killed after that line but before the epoch's checkpoint)."""
         if not self.metrics_path.is_file():
             return
-        kept = [
-            line for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
+        s = trainer.state
+        redo_epoch_end = s.batch_in_epoch >= trainer.num_batches
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line, half written when the process was killed
+            step = row.get("step", 0)
+            redone = redo_epoch_end and row.get("kind") == "epoch" and step == s.step and row.get("epoch") == s.epoch + 1
+            if step <= s.step and not redone:
+                kept.append(line)
         write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def on_log(self, trainer: Trainer, logs: dict[str, float]) -> None:
