@@ -181,6 +181,23 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def step_flops(meta_model: nn.Module, task: Any, batch: Any) -> tuple[float, float]:
+    """(forward, backward) FLOPs of one training step of a model already on the ``meta`` device.
+
+    Counted by ``torch.utils.flop_counter`` (matrix products and convolutions; element-wise work
+    is not counted); nothing is computed. Raises what the model raises on the meta device.
+    """
+    meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
+    meta_model.train()
+    with FlopCounterMode(display=False) as counter:
+        losses = [task.training_step(meta_model, meta_batch, phase).loss for phase in task.phases(0)]
+    forward = float(counter.get_total_flops())
+    with FlopCounterMode(display=False) as counter:
+        for loss in losses:
+            loss.backward(retain_graph=True)
+    return forward, float(counter.get_total_flops())
+
+
 def batch_flops(model: nn.Module, task: Any, batch: Any) -> float | None:
     """FLOPs of one training micro-batch (forward + backward), counted on a meta-device copy of ``model``.
 
@@ -189,14 +206,8 @@ def batch_flops(model: nn.Module, task: Any, batch: Any) -> float | None:
     """
     try:
         with torch.random.fork_rng(devices=[]):
-            meta_model = copy.deepcopy(model).to("meta")
-            meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
-            meta_model.train()
-            with FlopCounterMode(display=False) as counter:
-                losses = [task.training_step(meta_model, meta_batch, phase).loss for phase in task.phases(0)]
-                for loss in losses:
-                    loss.backward(retain_graph=True)
+            forward, backward = step_flops(copy.deepcopy(model).to("meta"), task, batch)
     except Exception as exc:  # best effort: a model the meta device cannot run
         log.debug("could not count the FLOPs per batch: %s", exc)
         return None
-    return float(counter.get_total_flops())
+    return forward + backward

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
-from torch.utils.flop_counter import FlopCounterMode
+
+from ..engine.device import step_flops
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,9 @@ def count_flops(build_model: Callable[[], nn.Module], task: Any, batch: Any) -> 
     try:
         with torch.device("meta"):
             model = build_model()
-        meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
         n = task.batch_size(batch)
-        model.train()
-        with FlopCounterMode(display=False) as counter:
-            losses = [task.training_step(model, meta_batch, phase).loss for phase in task.phases(0)]
-        forward = counter.get_total_flops()
-        with FlopCounterMode(display=False) as counter:
-            for loss in losses:
-                loss.backward(retain_graph=True)
-        train = forward + counter.get_total_flops()
+        forward, backward = step_flops(model, task, batch)
+        train = forward + backward
     except Exception as exc:  # counting is best effort: a model the meta device cannot run
         log.warning("could not count FLOPs: %s", exc)
         return None
