@@ -53,8 +53,7 @@ class Predictor:
         self.meta, self.source, self.run = dict(meta), source, run
 
     def __repr__(self) -> str:
-        can = ", ".join(sorted(self.task.capabilities)) or "nothing beyond evaluation"
-        return f"Predictor({self.config.model.name} / {self.config.task.name} from {self.source}; can: {can})"
+        return f"Predictor({self.config.model.name} / {self.config.task.name} from {self.source}; can: {self.task.offers()})"
 
     @property
     def device(self) -> torch.device:
@@ -66,8 +65,7 @@ class Predictor:
 
     def _require(self, capability: str) -> None:
         if not self.task.can(capability):
-            offers = ", ".join(sorted(self.task.capabilities)) or "nothing beyond evaluation"
-            raise RunError(f"{self.source}: a {self.config.task.name} run cannot {capability} (it can: {offers}).")
+            raise self.task.cannot(capability, self.source, self.config.task.name)
 
     # ----------------------------------------------------------------- predictions
 

@@ -141,11 +141,17 @@ class Task(ABC):
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def cannot(self, capability: str) -> CapabilityError:
-        """The error for a capability this task lacks, naming what it can do instead."""
-        name = type(self).__name__
-        offers = sorted(self.capabilities) or ["train and evaluate only"]
-        return CapabilityError(f"a {name} run cannot {capability} (it can: {', '.join(offers)}).")
+    def offers(self) -> str:
+        """What a trained run of this task can do, for messages."""
+        return ", ".join(sorted(self.capabilities)) or "nothing beyond evaluation"
+
+    def cannot(self, capability: str, where: str = "", name: str | None = None) -> CapabilityError:
+        """The error for a capability this task lacks, naming what it can do instead; ``where`` (a run)
+        prefixes the message and ``name`` is the task's registered name (default: its class name)."""
+        prefix = f"{where}: " if where else ""
+        return CapabilityError(
+            f"{prefix}a {name or type(self).__name__} run cannot {capability} (it can: {self.offers()})."
+        )
 
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
         """What a user gets for a batch of preprocessed inputs (model in eval mode, no grad):
