@@ -27,9 +27,11 @@ from .build import (
     build,
     build_model,
     build_task,
+    calibrate,
     checkpoint_path,
     load_trained_model,
     resolve_model_config,
+    restore_calibration,
     run_task,
     seed_everything,
 )
@@ -221,6 +223,9 @@ def _fit(
     from .report import plot_curves
 
     plot_curves(run.metrics("epoch"), run.path / "curves.png", title=f"{run.id}")
+    if result.status == "completed" and task.calibrates:  # state fitted on the best weights (a baseline hazard...)
+        best, _, _, _ = load_trained_model(run, config, task, "best")
+        calibrate(task, best.to(trainer.device), data, trainer.device, run.path)
     if result.status == "completed" and config.train.test:
         _evaluate(run, config, data, task, "test", "best", device=trainer.device)
     return run
@@ -261,6 +266,10 @@ def _evaluate(
 
     model, ckpt, path, use_ema = load_trained_model(run, config, task, checkpoint)
     model.to(device).eval()
+    if task.calibrates and checkpoint == "best":
+        restore_calibration(task, run.path)
+    elif task.calibrates:  # the calibration belongs to the best weights: fit it again for these
+        calibrate(task, model, data, device, None)
     with autocast(device, autocast_dtype(config.train.precision, device)):
         result = task.evaluate(model, data.eval_batches(split, device))
     state = ckpt.get("state") or {}

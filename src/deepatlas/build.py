@@ -21,7 +21,7 @@ from torch import nn
 
 from . import schema
 from .config import Config
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, RunError
 from .models.base import DATA_BOUND_FIELDS, count_parameters
 from .registry import MODELS, TASKS
@@ -48,6 +48,7 @@ def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
         if not hasattr(options, key) or meta.get(key) is None:
             continue
         have, want = getattr(options, key), meta[key]
+        want = tuple(want) if isinstance(want, list) else want  # JSON keeps tuples as lists
         if have == want:
             continue
         if have != getattr(preset, key):
@@ -139,8 +140,8 @@ class Built(NamedTuple):
 
 def build(config: Config, meta: Mapping[str, Any]) -> Built:
     """The resolved config, the task and the seeded, freshly initialised model for data with ``meta``."""
-    config = resolve_model_config(config, meta)
     task = build_task(config, meta)
+    config = resolve_model_config(config, {**meta, **task.model_meta()})
     if config.train.monitor:  # an unknown metric fails here, before a run folder exists, not after epoch 1
         task.direction(config.train.monitor, task.config)
     check_model_size(config)
@@ -180,6 +181,41 @@ def load_trained_model(run: Run, config: Config, task: Task, checkpoint: str = "
     model = build_model(config)
     ckpt, use_ema = load_weights(model, task, path)
     return model.eval(), ckpt, path, use_ema
+
+
+CALIBRATION = "calibration.safetensors"
+
+
+def calibrate(task: Task, model: nn.Module, data: Any, device: torch.device, folder: Path | None) -> None:
+    """Fit the task's post-training state (``Task.calibrate``) on the trained model; keep it in ``folder`` (None: in memory)."""
+    if not task.calibrates:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            state = task.calibrate(model, data, device)
+    finally:
+        model.train(was_training)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if folder is not None:
+        save_checkpoint(Path(folder) / CALIBRATION, {"calibration": state}, sidecar=False)
+    task.load_calibration(state)
+
+
+def save_calibration_state(task: Task, folder: Path) -> None:
+    """Write the calibration a task holds (``Task.calibration_state``) into ``folder`` (an export)."""
+    save_checkpoint(Path(folder) / CALIBRATION, {"calibration": task.calibration_state()}, sidecar=False)
+
+
+def restore_calibration(task: Task, folder: Path) -> None:
+    """Give the task the state ``calibrate`` saved in ``folder``; a task that needs it and finds none is an error."""
+    if not task.calibrates:
+        return
+    path = Path(folder) / CALIBRATION
+    if not path.is_file():
+        raise RunError(f"{folder}: no {CALIBRATION} (the run did not finish training; resume it to calibrate).")
+    task.load_calibration(load_checkpoint(path)["calibration"])
 
 
 def checkpoint_path(run: Run, checkpoint: str) -> Path:

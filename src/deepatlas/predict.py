@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .build import build_model, build_task, checkpoint_path, load_weights
+from .build import build_model, build_task, checkpoint_path, load_weights, restore_calibration
 from .config import Config, load_recipe
 from .data.preprocess import FILE as PREPROCESS_FILE
 from .data.preprocess import Preprocessor, load_preprocessor, save_preprocessor
@@ -97,6 +97,8 @@ class Predictor:
             return [tokenizer.decode(row) for row in out["filled"].tolist()]
         if kind == "link-scores":
             return out["probabilities"].cpu().numpy()
+        if kind == "values":
+            return out["prediction"].cpu().numpy()
         return {k: v.cpu().numpy() for k, v in out.items()}
 
     def predict_proba(self, raw: Any) -> np.ndarray:
@@ -105,6 +107,43 @@ class Predictor:
         if "probabilities" not in out:
             raise RunError(f"{self.source}: a {self.config.task.name} run predicts no probabilities.")
         return out["probabilities"].cpu().numpy()
+
+    # ----------------------------------------------------------------- distributions, quantiles, intervals, survival
+
+    @torch.no_grad()
+    def predict_distribution(self, raw: Any) -> Any:
+        """The predictive distribution of each row, a ``torch.distributions.Distribution`` with batch shape (N,)
+        (``.mean``, ``.variance``, ``.log_prob(y)``, ``.cdf(y)``, ``.icdf(q)`` where the family has them)."""
+        self._require("distribution")
+        return self.task.predict_distribution(self.model, self.preprocess(raw))
+
+    @torch.no_grad()
+    def predict_quantiles(self, raw: Any, quantiles: Sequence[float] = (0.05, 0.5, 0.95)) -> np.ndarray:
+        """(N, len(quantiles)) conditional quantiles of the target."""
+        self._require("quantiles")
+        levels = [float(q) for q in quantiles]
+        if not levels or not all(0.0 < q < 1.0 for q in levels):
+            raise RunError(f"quantiles: each level must lie strictly between 0 and 1, got {levels}.")
+        return self.task.predict_quantiles(self.model, self.preprocess(raw), levels).cpu().numpy()
+
+    @torch.no_grad()
+    def predict_interval(self, raw: Any, coverage: float = 0.9) -> np.ndarray:
+        """(N, 2) lower and upper ends of prediction intervals at nominal ``coverage`` (e.g. 0.9)."""
+        self._require("interval")
+        if not 0.0 < coverage < 1.0:
+            raise RunError(f"coverage: must lie strictly between 0 and 1, got {coverage}.")
+        lower, upper = self.task.predict_interval(self.model, self.preprocess(raw), float(coverage))
+        return torch.stack([lower, upper], dim=-1).cpu().numpy()
+
+    @torch.no_grad()
+    def predict_survival_function(self, raw: Any, times: Sequence[float] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(times, S) with S (N, len(times)) the survival probabilities S(t | x) of each row; default times:
+        the training event-time quantiles."""
+        self._require("survival")
+        grid = torch.as_tensor(np.asarray(times if times is not None else self.meta.get("event_time_quantiles") or [], dtype=np.float64))
+        if grid.ndim != 1 or len(grid) == 0:
+            raise RunError("times: give a 1-D list of times at which to evaluate the survival function.")
+        return grid.numpy(), self.task.predict_survival(self.model, self.preprocess(raw), grid).cpu().numpy()
 
     # ----------------------------------------------------------------- generation
 
@@ -155,6 +194,10 @@ class Predictor:
         with atomic_path(folder / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"source": self.source, "hash": tensor_digest(state)})
         save_preprocessor(self.preprocessor, folder)
+        if self.task.calibrates:  # the post-training state (baseline hazard, conformal correction) travels too
+            from .build import save_calibration_state
+
+            save_calibration_state(self.task, folder)
         import deepatlas
 
         write_json(folder / MANIFEST, {
@@ -190,6 +233,10 @@ def load(
     task = build_task(config, meta)
     model = build_model(config)
     load_weights(model, task, checkpoint_path(run, checkpoint))
+    if task.calibrates:
+        if checkpoint != "best":
+            raise RunError(f"{run.id}: a {config.task.name} run is calibrated on its best weights; load it with checkpoint='best'.")
+        restore_calibration(task, run.path)
     model.to(resolve_device(device or config.train.device))
     return Predictor(model, config, task, _run_preprocessor(run), meta, run.id, run)
 
@@ -230,6 +277,7 @@ def _load_export(folder: Path, device: str | None) -> Predictor:
         model.load_state_dict(state)
     except (OSError, RuntimeError) as exc:
         raise CheckpointError(f"{folder / WEIGHTS}: does not fit the exported model ({exc}).") from None
+    restore_calibration(task, folder)
     model.to(resolve_device(device or config.train.device))
     return Predictor(model, config, task, load_preprocessor(folder), meta, str(manifest.get("source") or folder))
 

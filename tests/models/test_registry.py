@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from deepatlas import schema
+from deepatlas.data.tabular import TabularBatch
 from deepatlas.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.models import count_parameters
 from deepatlas.models.bert import BertConfig
@@ -79,6 +80,8 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(hidden=4, heads=2)
     elif isinstance(config, GNN_CONFIGS):
         out.update(hidden=8)
+    elif hasattr(config, "num_numeric"):  # a table: 3 numbers, two categorical columns
+        out.update(num_numeric=3, cardinalities=(3, 5), num_outputs=4, width=16)
     else:
         out.update(input_size=16 if hasattr(config, "input_size") else None)
     return {k: v for k, v in out.items() if v is not None and hasattr(config, k)}
@@ -89,8 +92,15 @@ def tiny(name: str, **extra: object) -> torch.nn.Module:
     return create_model(name, **{**tiny_overrides(entry.config), **extra})
 
 
-def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Graphs:
+def tabular_input(c: object, batch: int = 3) -> TabularBatch:
+    codes = torch.stack([torch.randint(0, n, (batch,)) for n in c.cardinalities], 1) if c.cardinalities else torch.zeros(batch, 0, dtype=torch.long)
+    return TabularBatch(torch.randn(batch, c.num_numeric), codes)
+
+
+def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Graphs | TabularBatch:
     c = model.config
+    if hasattr(c, "num_numeric"):
+        return tabular_input(c, batch)
     if isinstance(c, GNN_CONFIGS):  # nodes with features, edges and the graph of each node
         return random_graphs(c.in_channels, graphs=batch)
     if hasattr(c, "vocab_size"):  # a sequence model: token ids
@@ -126,6 +136,8 @@ def expected_shape(model: torch.nn.Module, x: torch.Tensor | Graphs) -> tuple[in
         return (x.shape[0],)
     if isinstance(c, (VAEConfig, UNetConfig)):  # a reconstruction, a denoised image
         return tuple(x.shape)
+    if hasattr(c, "num_outputs"):  # a tabular network
+        return (len(x), c.num_outputs)
     if hasattr(c, "num_classes"):  # a classifier (of images, or of token sequences like BERT)
         return (x.shape[0], c.num_classes)
     return (*x.shape, c.vocab_size)
@@ -181,7 +193,10 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
     with torch.device("meta"):
         model = entry.factory(entry.config)
         c = entry.config
-        if hasattr(c, "vocab_size"):
+        if hasattr(c, "num_numeric"):
+            x = TabularBatch(torch.empty(2, c.num_numeric), torch.zeros(2, len(c.cardinalities), dtype=torch.long))
+            assert run(model, x).shape == expected_shape(model, x)
+        elif hasattr(c, "vocab_size"):
             x = torch.ones(2, getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len, dtype=torch.long)
             assert run(model, x).shape == expected_shape(model, x)
         else:

@@ -20,6 +20,16 @@ from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
 from .planetoid import PlanetoidOptions, load_planetoid_data
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
 from .sources import load_digits, load_fashion_mnist, load_image_folder
+from .tabular import TabularBatch, TabularData, TabularOptions
+from .tabular_sources import BUILTIN as TABLES
+from .tabular_sources import (
+    FrameOptions,
+    TabularFileOptions,
+    load_builtin,
+    load_frame,
+    load_table,
+    register_frame,
+)
 from .text import TextData, TextFileOptions, TextOptions, load_text, load_tiny_shakespeare
 from .text_classification import SpeakersOptions, TextCsvOptions, load_speakers, load_text_csv
 
@@ -83,6 +93,17 @@ DATASETS.register(
     doc="994 connected graphs of 3-7 nodes (networkx atlas): has a triangle / is bipartite / has a 4-cycle",
 )
 
+for _name, (_, _doc, _kind) in TABLES.items():
+    DATASETS.register(_name, partial(load_builtin, _name), TabularOptions(), family="tabular", data_kinds=(_kind,), doc=_doc)
+DATASETS.register(
+    "table", load_table, TabularFileOptions(), family="tabular", data_kinds=("labelled", "tabular", "survival"),
+    doc="your table: data.path=rows.csv (or .parquet) data.target=column [data.event=column for survival]",
+)
+DATASETS.register(
+    "dataframe", load_frame, FrameOptions(), family="tabular", data_kinds=("labelled", "tabular", "survival"),
+    doc="a pandas DataFrame of this Python process: data.frame=deepatlas.data.register_frame(df)",
+)
+
 
 def load_dataset(config: Any, state_dir: Path | None = None) -> Any:
     """Load the dataset a :class:`~deepatlas.config.DataConfig` describes.
@@ -101,6 +122,15 @@ def load_dataset(config: Any, state_dir: Path | None = None) -> Any:
 
 
 __all__ = [
-    "ImageData", "ImageFolderOptions", "ImageOptions", "ImageSplit", "TextData", "TextFileOptions", "TextOptions",
+    "ImageData",
+    "ImageFolderOptions",
+    "ImageOptions",
+    "ImageSplit",
+    "TabularBatch",
+    "TabularData",
+    "TextData",
+    "TextFileOptions",
+    "TextOptions",
     "load_dataset",
+    "register_frame",
 ]

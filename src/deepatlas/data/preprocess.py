@@ -182,6 +182,7 @@ class PaddedTokenPreprocessor(_Tokenizing):
         return {"length": self.length, "pad_id": self.pad_id, "cls_id": self.cls_id}
 
 
+#: kind -> preprocessor class; modules of other sources add theirs (``data.tabular``), with a ``from_json`` classmethod
 KINDS: dict[str, Any] = {p.kind: p for p in (Identity, ImagePreprocessor, TokenPreprocessor, PaddedTokenPreprocessor)}
 
 
@@ -198,9 +199,11 @@ def load_preprocessor(folder: Path) -> Preprocessor:
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
         cls = KINDS[spec.pop("kind")]
+        if hasattr(cls, "from_json"):  # a preprocessor that reads its own fields (registered by its module)
+            return cls.from_json(spec)
     except FileNotFoundError:
         raise DataError(f"{path}: missing (the run predates saved preprocessing; its dataset is needed).") from None
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: not a preprocessing file deepatlas wrote ({exc}).") from None
     if issubclass(cls, _Tokenizing):
         spec["tokenizer"] = load_tokenizer(Path(folder) / "tokenizer.json")

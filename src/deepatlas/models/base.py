@@ -6,7 +6,11 @@ import torch
 from torch import nn
 
 # Config keys a model takes from the dataset it is trained on unless set explicitly.
-DATA_BOUND_FIELDS = ("in_channels", "num_classes", "input_size", "vocab_size", "pad_id", "bos_id", "eos_id")
+DATA_BOUND_FIELDS = (
+    "in_channels", "num_classes", "input_size", "vocab_size", "pad_id", "bos_id", "eos_id",
+    "num_numeric", "cardinalities",  # a table's inputs
+    "num_outputs",  # what the task needs the network to output (Task.model_meta)
+)
 
 
 class ImageClassifier(nn.Module):

@@ -14,7 +14,17 @@ here with a default, so that the api and the CLI ask the task and never probe:
   ``generate`` (tokens) and ``figures`` (pictures of a trained model), each
   raising a clear :class:`~deepatlas.errors.CapabilityError` (or drawing
   nothing) by default;
-- ``data_kind``: the kind of data bundle the task takes.
+- ``data_kind``: the kind of data bundle the task takes;
+- ``model_meta``: what the network must output for this task (``num_outputs``), filled
+  into the model config next to the data-bound keys;
+- ``calibrate`` / ``load_calibration``: state fitted after training from data the
+  optimizer never used for gradients (a Cox model's baseline hazard, a conformal
+  correction), saved with the run as ``calibration.safetensors`` and used by evaluation
+  and prediction.
+
+``validation_step`` returns statistics that are summed over batches; a key that starts
+with ``rows/`` is concatenated instead (per-example values for metrics that are not sums,
+such as a concordance index).
 """
 
 from __future__ import annotations
@@ -35,6 +45,10 @@ CAPABILITIES = {
     "sample": "draws images (deepatlas sample / deepatlas.load(run).sample)",
     "sample-steps": "takes a number of sampling steps",
     "generate": "generates text after a prompt (deepatlas sample / deepatlas.load(run).generate)",
+    "distribution": "a predictive distribution per row: mean, quantiles, log-density (deepatlas.load(run).predict_distribution)",
+    "quantiles": "conditional quantiles (deepatlas.load(run).predict_quantiles)",
+    "interval": "prediction intervals at a chosen coverage (deepatlas.load(run).predict_interval)",
+    "survival": "survival curves S(t | x) (deepatlas.load(run).predict_survival_function)",
 }
 
 
@@ -45,6 +59,8 @@ PREDICTIONS = {
     "next-token": "'next' (B, T) ids and 'probabilities' (B, T, vocab): the next token after each string",
     "fill-mask": "'filled' (B, T) ids with each [MASK] replaced by its most likely token: the filled strings",
     "link-scores": "'logits' and 'probabilities' (P,) that each node pair (u, v) is an edge: the probabilities",
+    "values": "'prediction' (B,) or (B, D), a point prediction per row (a mean, a median, a risk score), with "
+              "other arrays of the task ('lower', 'upper', 'quantiles', 'std'): the point predictions",
 }
 
 
@@ -136,6 +152,27 @@ class Task(ABC):
         """Metrics over a whole split; subclasses add arrays (confusion matrices, samples)."""
         return Evaluation(self.reduce(accumulate(self, model, batches)), {})
 
+    def model_meta(self) -> dict[str, Any]:
+        """Model config keys this task decides (e.g. ``num_outputs``: a distribution's parameters); none by default."""
+        return {}
+
+    # ----------------------------------------------------------------- calibration after training
+
+    #: True when ``calibrate`` fits state the trained run needs (saved as ``calibration.safetensors``)
+    calibrates: ClassVar[bool] = False
+
+    def calibrate(self, model: nn.Module, data: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """State fitted on the trained model (eval mode, no grad) and ``data`` (the bundle): tensors to save."""
+        return {}
+
+    def load_calibration(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Take the state ``calibrate`` returned (after training, or read back from the run)."""
+        self._calibration = {k: v.detach().cpu() for k, v in state.items()}
+
+    def calibration_state(self) -> dict[str, torch.Tensor]:
+        """The state last given to ``load_calibration`` (what an export saves)."""
+        return dict(getattr(self, "_calibration", {}))
+
     # ----------------------------------------------------------------- what a trained run can do
 
     def can(self, capability: str) -> bool:
@@ -157,6 +194,22 @@ class Task(ABC):
         """What a user gets for a batch of preprocessed inputs (model in eval mode, no grad):
         labels + probabilities, decoded sequences, a distribution... Raises by default."""
         raise self.cannot("predict")
+
+    def predict_distribution(self, model: nn.Module, inputs: Any) -> Any:
+        """The predictive distribution of each row (a ``torch.distributions.Distribution``). Raises by default."""
+        raise self.cannot("predict a distribution")
+
+    def predict_quantiles(self, model: nn.Module, inputs: Any, quantiles: Sequence[float]) -> torch.Tensor:
+        """(B, len(quantiles)) conditional quantiles (a multi-target task: (B, D, Q)). Raises by default."""
+        raise self.cannot("predict quantiles")
+
+    def predict_interval(self, model: nn.Module, inputs: Any, coverage: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper), each (B,), of prediction intervals at nominal ``coverage``. Raises by default."""
+        raise self.cannot("predict intervals")
+
+    def predict_survival(self, model: nn.Module, inputs: Any, times: torch.Tensor) -> torch.Tensor:
+        """(B, len(times)) survival probabilities S(t | x). Raises by default."""
+        raise self.cannot("predict survival curves")
 
     def sample(
         self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
@@ -216,15 +269,19 @@ class ImageGenerationTask(Task):
 
 @torch.no_grad()
 def accumulate(task: Task, model: nn.Module, batches: Iterable[Any]) -> dict[str, torch.Tensor]:
-    """Sum ``task.validation_step`` over batches, in float64 where it matters."""
+    """Sum ``task.validation_step`` over batches, in float64 where it matters; ``rows/`` keys are concatenated."""
     totals: dict[str, torch.Tensor] = {}
+    rows: dict[str, list[torch.Tensor]] = {}
     was_training = model.training
     model.eval()
     try:
         for batch in batches:
             for key, value in task.validation_step(model, batch).items():
                 value = value.detach().double() if value.is_floating_point() else value.detach()
-                totals[key] = totals[key] + value if key in totals else value
+                if key.startswith("rows/"):
+                    rows.setdefault(key, []).append(value.cpu())
+                else:
+                    totals[key] = totals[key] + value if key in totals else value
     finally:
         model.train(was_training)
-    return {k: v.cpu() for k, v in totals.items()}
+    return {**{k: v.cpu() for k, v in totals.items()}, **{k: torch.cat(v) for k, v in rows.items()}}

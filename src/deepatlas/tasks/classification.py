@@ -57,6 +57,11 @@ class Classification(Task):
         topk = config.topk if config is not None else ClassificationConfig().topk
         return {**cls.directions, f"top{topk}_accuracy": "max"}
 
+    def model_meta(self) -> dict[str, Any]:
+        """A network with ``num_outputs`` (a tabular one) outputs one logit per class."""
+        classes = self.meta.get("num_classes")
+        return {"num_outputs": classes} if isinstance(classes, int) else {}
+
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         """(B, K) logits of a batch's inputs; graph tasks override this and ``logits_and_targets``."""
         return model(inputs)
