@@ -69,6 +69,19 @@ class TabularBatch:
         return TabularBatch(torch.cat([b.numeric for b in batches]), torch.cat([b.categorical for b in batches]))
 
 
+def _register_pytree() -> None:
+    """Let torch's tree utilities (moving a batch to the meta device to count FLOPs) see inside a TabularBatch."""
+    from torch.utils import _pytree
+
+    _pytree.register_pytree_node(
+        TabularBatch, lambda b: ([b.numeric, b.categorical], None), lambda children, _: TabularBatch(*children),
+        serialized_type_name="deepatlas.TabularBatch",
+    )
+
+
+_register_pytree()
+
+
 @dataclass(frozen=True)
 class TabularOptions:
     """Options of every table (built-in or your own)."""
