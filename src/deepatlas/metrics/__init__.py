@@ -2,8 +2,9 @@
 
 from .classification import classification_metrics, classification_stats
 from .generative import class_coverage, feature_statistics, frechet_distance, inception_score
+from .regression import regression_metrics, regression_stats
 
 __all__ = [
     "class_coverage", "classification_metrics", "classification_stats", "feature_statistics", "frechet_distance",
-    "inception_score",
+    "inception_score", "regression_metrics", "regression_stats",
 ]
