@@ -44,15 +44,13 @@ from ..registry import TASKS
 from ..schema import option
 from .base import StepOutput, Task
 
-Family = Literal[
-    "normal", "normal-fixed", "laplace", "student-t", "poisson", "negative-binomial", "gamma", "log-normal", "beta",
-    "gaussian-mixture", "bernoulli", "categorical",
-]
-
 
 @dataclass(frozen=True)
 class RegressionConfig:
-    distribution: Family = option("normal", "the predictive distribution of the target (its support must hold the target)")
+    distribution: Literal[
+        "normal", "normal-fixed", "laplace", "student-t", "poisson", "negative-binomial", "gamma", "log-normal", "beta",
+        "gaussian-mixture", "bernoulli", "categorical",
+    ] = option("normal", "the predictive distribution of the target (its support must hold the target)")
     loss: Literal["nll", "mse", "mae", "huber", "tukey", "barron"] = option(
         "nll", "nll: the distribution's negative log-likelihood; the others train only its location on standardised residuals",
     )
