@@ -399,6 +399,8 @@ class TabularData(ShuffledBatches):
             **meta_target,
             **self._target_stats(train_y, target_type),
         }
+        if target_type == "class":  # class-weighted losses (task.class_weights) need the training counts
+            self.meta["class_counts"] = torch.bincount(train_y, minlength=int(meta_target["num_classes"])).tolist()
         _ = pd  # pandas is needed to get here; keep the import local
 
     # ----------------------------------------------------------------- targets and splits

@@ -333,7 +333,8 @@ def quantiles(dist: D.Distribution, levels: Sequence[float] | torch.Tensor, disc
 
     In order of preference: the inverse CDF (normal, Laplace, log-normal); for a count family the
     exact step quantile from the running sum of the pmf; bisection on the CDF (gamma, mixtures);
-    else the empirical quantile of :data:`SAMPLES` seeded samples (Student's t, beta).
+    scipy's inverse CDF for Student's t and beta (torch has neither CDF); else the empirical quantile
+    of :data:`SAMPLES` seeded samples (a categorical target).
     """
     q = torch.as_tensor(levels, dtype=torch.float64)
     device = dist.mean.device
@@ -348,8 +349,22 @@ def quantiles(dist: D.Distribution, levels: Sequence[float] | torch.Tensor, disc
         return _bisect(dist, q.to(device))
     except NotImplementedError:
         pass
+    if isinstance(dist, (D.StudentT, D.Beta)):  # torch has neither their inverse CDF nor their CDF
+        return _scipy_quantiles(dist, q).to(device)
     draws = seeded_samples(dist)
     return torch.quantile(draws, q.to(device), dim=0).T  # (B, Q)
+
+
+def _scipy_quantiles(dist: D.Distribution, q: torch.Tensor) -> torch.Tensor:
+    """Student's t: loc + scale stdtrit(df, q); beta: betaincinv(a, b, q) (scipy.special)."""
+    from scipy import special
+
+    levels = q.numpy()[None, :]
+    if isinstance(dist, D.StudentT):
+        df, loc, scale = (t.detach().double().cpu().numpy()[:, None] for t in (dist.df, dist.loc, dist.scale))
+        return torch.from_numpy(loc + scale * special.stdtrit(df, levels))
+    a, b = (t.detach().double().cpu().numpy()[:, None] for t in (dist.concentration1, dist.concentration0))
+    return torch.from_numpy(special.betaincinv(a, b, levels))
 
 
 __all__ = ["FAMILIES", "Family", "Head", "TargetScale", "fitting_family", "in_support", "isp", "negative_binomial", "nll", "quantiles", "seeded_samples"]

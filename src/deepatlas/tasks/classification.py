@@ -1,6 +1,11 @@
 """Classification: cross-entropy with optional label smoothing (Szegedy et al., 2016).
 
 L = -sum_k q_k log p_k with q = (1 - eps) onehot(y) + eps / K.
+For imbalanced classes: class weights w_y (``class_weights``: ``balanced`` n / (K n_c), or
+``effective-number`` (1 - beta) / (1 - beta^{n_c}) of Cui et al. 2019), the weighted mean
+sum_i w_{y_i} l_i / sum_i w_{y_i}, and the focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017,
+``focal_gamma``); see :mod:`deepatlas.nn.losses`. The weights come from the training split's class
+counts (``class_counts`` of the data meta).
 Validation reports accuracy, top-5 accuracy, macro-F1, NLL and ECE.
 """
 
@@ -9,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +32,11 @@ class ClassificationConfig:
     label_smoothing: float = option(0.0, "label smoothing epsilon of the training loss", low=0.0, high=1.0)
     topk: int = option(5, "k of the top-k accuracy", low=1)
     ece_bins: int = option(15, "confidence bins of the expected calibration error", low=1)
+    class_weights: Literal["none", "balanced", "effective-number"] = option(
+        "none", "weights of the training loss per class, from the training class counts (imbalanced data)",
+    )
+    cb_beta: float = option(0.999, "effective-number weights: beta of (1 - beta) / (1 - beta^n_c)", low=0.0, high=0.999999)
+    focal_gamma: float = option(0.0, "focal loss exponent gamma of (1 - p_t)^gamma (0: cross-entropy)", low=0.0)
 
 
 class Classification(Task):
@@ -51,6 +61,25 @@ class Classification(Task):
                 f"task.topk: {config.topk} is more than the {classes} classes of the data (allowed: 1..{classes}); "
                 f"set task.topk={min(5, classes)} or lower."
             )
+        self.class_weight = self._class_weights(config, meta)
+        if config.focal_gamma > 0 and config.label_smoothing > 0:
+            raise ConfigError("task.focal_gamma: the focal loss does not combine with task.label_smoothing; set one of them to 0.")
+
+    @staticmethod
+    def _class_weights(config: Any, meta: Mapping[str, Any]) -> torch.Tensor | None:
+        """The per-class weights of ``task.class_weights`` from the training counts in the meta (None: unweighted)."""
+        mode = getattr(config, "class_weights", "none")
+        if mode == "none":
+            return None
+        counts = meta.get("class_counts")
+        if counts is None:
+            raise ConfigError(
+                f"task.class_weights={mode}: this dataset does not record its training class counts (meta 'class_counts'; "
+                "tables do); use task.class_weights=none, or task.focal_gamma for hard examples."
+            )
+        from ..nn.losses import balanced_weights, effective_number_weights
+
+        return balanced_weights(counts) if mode == "balanced" else effective_number_weights(counts, config.cb_beta)
 
     @classmethod
     def metric_directions(cls, config: Any = None) -> dict[str, str]:
@@ -79,7 +108,13 @@ class Classification(Task):
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
         logits, y = self.logits_and_targets(model, batch)  # (B, K), (B,)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        weight = self.class_weight.to(logits.device) if self.class_weight is not None else None
+        if getattr(self.config, "focal_gamma", 0.0) > 0:
+            from ..nn.losses import focal, weighted_mean
+
+            loss = weighted_mean(focal(logits, y, self.config.focal_gamma, weight), y, weight)
+        else:
+            loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=self.config.label_smoothing)
         accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
         return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})
 
