@@ -25,6 +25,10 @@ EXPERIMENTS = {
         ("normal (heteroscedastic)", "recipes/heteroscedastic-engel.yaml", ["data.name=diabetes"], ["glm"]),
         ("normal-fixed (homoscedastic)", "recipes/heteroscedastic-engel.yaml", ["data.name=diabetes", "task.distribution=normal-fixed"], []),
     ],
+    "diabetes-small": [
+        ("normal (heteroscedastic)", "recipes/heteroscedastic-diabetes.yaml", [], ["glm"]),
+        ("normal-fixed (homoscedastic)", "recipes/heteroscedastic-diabetes.yaml", ["task.distribution=normal-fixed"], []),
+    ],
     "randhie": [
         ("poisson", "recipes/poisson-randhie.yaml", [], ["glm"]),
         ("negative-binomial", "recipes/negbin-randhie.yaml", [], ["glm"]),

@@ -170,3 +170,20 @@ def test_focal_loss_with_label_smoothing_is_refused() -> None:
     entry = TASKS.get("classification")
     with pytest.raises(ConfigError, match="label_smoothing"):
         entry.factory(replace(entry.config, focal_gamma=2.0, label_smoothing=0.1), {"num_classes": 2})
+
+
+@pytest.mark.parametrize("family", sorted(__import__("deepatlas.nn.distributions", fromlist=["FAMILIES"]).FAMILIES))
+def test_every_family_gives_finite_metrics_and_ordered_quantiles(family: str) -> None:
+    from tests.nn.test_distributions import SCALES, targets
+
+    from deepatlas.nn.distributions import Head, quantiles
+    from deepatlas.tasks.regression import distribution_stats
+
+    head = Head(family, SCALES[family])
+    torch.manual_seed(0)
+    dist = head(0.3 * torch.randn(40, head.num_outputs))
+    y = targets(family, 40)
+    metrics = regression_metrics(distribution_stats(dist, y, lambda d, t: -d.log_prob(t), head.family.discrete))
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    q = quantiles(dist, [0.05, 0.25, 0.5, 0.75, 0.95], head.family.discrete)
+    assert q.shape == (40, 5) and bool((q.diff(dim=1) >= 0).all())
