@@ -427,10 +427,9 @@ class TabularData(ShuffledBatches):
             row = int(np.flatnonzero(y < 0)[0])
             raise DataError(f"{where}, column {target!r}, row {row + 1}: a negative duration ({y[row]}).")
         events = frame[event]
-        flag = events.map(lambda v: {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}.get(str(v).strip().lower(), v))
-        e = numeric_values(flag, event)
-        if np.isnan(e).any() or not np.isin(e, (0.0, 1.0)).all():
-            row = int(np.flatnonzero(np.isnan(e) | ~np.isin(e, (0.0, 1.0)))[0])
+        e = np.array([_event_flag(v) for v in events.tolist()], dtype=np.float64)
+        if np.isnan(e).any():
+            row = int(np.flatnonzero(np.isnan(e))[0])
             raise DataError(f"{where}, column {event!r}, row {row + 1}: {events.iloc[row]!r} is not an event flag (1/0, true/false).")
         if e.sum() == 0:
             raise DataError(f"{where}, column {event!r}: no event is observed (every row is censored); a survival model needs events.")
@@ -501,6 +500,16 @@ class TabularData(ShuffledBatches):
         data = self.split(split)
         x = torch.cat([data.inputs.numeric, data.inputs.categorical.float()], dim=1)
         return x.numpy(), data.targets.numpy()
+
+
+FLAGS = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _event_flag(value: Any) -> float:
+    """1.0 (event), 0.0 (censored) or NaN (not a flag) for 1/0, true/false, yes/no."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return FLAGS.get(str(value).strip().lower(), float("nan"))
 
 
 def _fold(strata: np.ndarray, folds: int, fold: int, seed: int) -> np.ndarray:
