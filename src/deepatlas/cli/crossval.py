@@ -25,9 +25,10 @@ def crossval(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Cross-validate a recipe: `deepatlas crossval deepsurv-gbsg2 --folds 5 --baseline coxph`."""
+    from ..baselines import get_baseline
     from ..config import load_recipe
     from ..crossval import crossval as run_crossval
-    from ..crossval import format_table, get_baseline, write_result
+    from ..crossval import format_table, write_result
 
     setup_logging(quiet, True)
     config = load_recipe(recipe, list(overrides or []))  # a mistake fails before any training
