@@ -20,6 +20,7 @@ from deepatlas.conformal import (
 )
 from deepatlas.errors import ConfigError
 from deepatlas.metrics.intervals import (
+    conformal_coverage_band,
     coverage,
     coverage_band,
     crps_from_quantiles,
@@ -152,3 +153,20 @@ def test_split_conformal_regressor_prefit_and_errors() -> None:
         SplitConformalRegressor(model, coverage=1.5)
     with pytest.raises(ConfigError):
         SplitConformalRegressor(model).predict_interval(x)
+
+
+def test_conformal_coverage_band_is_wider_and_matches_simulation() -> None:
+    """The coverage of split conformal on n test rows is Beta-Binomial(n, k, m + 1 - k) / n."""
+    n, m, alpha = 71, 49, 0.1
+    lo, hi = conformal_coverage_band(n, m, 1 - alpha)
+    b_lo, b_hi = coverage_band(n, 1 - alpha)
+    assert lo <= b_lo and hi >= b_hi and (lo, hi) != (b_lo, b_hi)
+    rng = np.random.default_rng(4)
+    scores = rng.exponential(size=(20000, m + n))  # exchangeable scores: first m calibrate, the rest test
+    q = np.sort(scores[:, :m], axis=1)[:, conformal_rank(m, alpha) - 1]
+    observed = (scores[:, m:] <= q[:, None]).mean(axis=1)
+    assert abs(np.mean(observed) - 45 / 50) < 3e-3  # E = k / (m + 1)
+    inside = np.mean((observed >= lo) & (observed <= hi))
+    assert 0.94 <= inside <= 0.995  # a discrete 95% band holds at least 95%
+    assert np.mean((observed >= b_lo) & (observed <= b_hi)) < 0.9  # the binomial band alone is too narrow
+    assert conformal_coverage_band(10, 5, 0.9) == (1.0, 1.0)

@@ -144,14 +144,17 @@ def coverage_study(
     conformalized interval, and on the same rows fits ``baseline()`` (default: scikit-learn's
     GradientBoostingRegressor) on train + val, then MAPIE's split conformal (absolute residuals)
     and MAPIE's CQR with three quantile gradient-boosting models, both conformalized on the
-    calibration split. Returns per-split rows and their means, plus the binomial 95% band of each
-    split's test size (:func:`deepatlas.metrics.intervals.coverage_band`).
+    calibration split. Returns per-split rows and their means, the binomial 95% band of each
+    split's test size (:func:`deepatlas.metrics.intervals.coverage_band`) and the wider
+    Beta-Binomial band that also counts the calibration rows' randomness
+    (:func:`~deepatlas.metrics.intervals.conformal_coverage_band`), and how many splits of each
+    method lie inside each band (``inside``).
     """
     import deepatlas
     from deepatlas.data import load_dataset
 
+    from .metrics.intervals import conformal_coverage_band, coverage_band, mean_width
     from .metrics.intervals import coverage as covered
-    from .metrics.intervals import coverage_band, mean_width
 
     rows = []
     for seed in seeds:
@@ -166,17 +169,21 @@ def coverage_study(
         test_x, test_y = data.arrays("test")
         mapie = _mapie_intervals(fit_x, fit_y, cal_x, cal_y, test_x, coverage, baseline)
         lo, hi = coverage_band(len(test_y), coverage)
-        row = {"seed": seed, "n_test": len(test_y), "n_calibration": len(cal_y), "band": (lo, hi),
+        wide = conformal_coverage_band(len(test_y), len(cal_y), coverage)
+        row = {"seed": seed, "n_test": len(test_y), "n_calibration": len(cal_y), "band": (lo, hi), "conformal_band": wide,
                "coverage": test["conformal_coverage"], "width": test["conformal_width"],
                "raw_coverage": test["coverage"], "raw_width": test["width"], "seconds": seconds}
         for name, (low, up) in mapie.items():
             row[f"{name}_coverage"], row[f"{name}_width"] = covered(test_y, low, up), mean_width(low, up)
-        row["inside_band"] = lo <= row["coverage"] <= hi
+        for name in ("", "mapie_split_", "mapie_cqr_"):
+            row[f"{name}inside_band"] = lo <= row[f"{name}coverage"] <= hi
+            row[f"{name}inside_conformal_band"] = wide[0] <= row[f"{name}coverage"] <= wide[1]
         rows.append(row)
         log.info("coverage study %s seed %d: %s", recipe, seed, row)
     keys = [k for k in rows[0] if k.endswith(("coverage", "width")) or k == "seconds"]
     means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    return {"recipe": recipe, "coverage": coverage, "splits": rows, "mean": means,
+    inside = {k: sum(r[k] for r in rows) for k in rows[0] if "inside" in k}
+    return {"recipe": recipe, "coverage": coverage, "splits": rows, "mean": means, "inside": inside,
             "all_inside_band": all(r["inside_band"] for r in rows)}
 
 

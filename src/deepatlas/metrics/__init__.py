@@ -3,6 +3,7 @@
 from .classification import classification_metrics, classification_stats
 from .generative import class_coverage, feature_statistics, frechet_distance, inception_score
 from .intervals import (
+    conformal_coverage_band,
     coverage,
     coverage_band,
     crps_from_quantiles,
@@ -16,6 +17,7 @@ __all__ = [
     "class_coverage",
     "classification_metrics",
     "classification_stats",
+    "conformal_coverage_band",
     "coverage",
     "coverage_band",
     "crps_from_quantiles",

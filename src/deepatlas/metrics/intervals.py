@@ -20,11 +20,15 @@
   with the same levels only).
 - **Binomial band of coverage**: with n exchangeable test rows and true coverage p, the number
   covered is Binomial(n, p); its central 95% range divided by n is the band an observed test
-  coverage lies in 95% of the time.
+  coverage lies in 95% of the time *for a fixed interval rule*. A split-conformal interval is itself
+  random through its m calibration rows: given them its coverage is Beta(k, m + 1 - k) with
+  k = ceil((m + 1)(1 - alpha)) (Vovk, 2012; Angelopoulos & Bates, 2021, sec. 3), so the number of
+  n test rows covered is Beta-Binomial(n, k, m + 1 - k), a wider band (:func:`conformal_coverage_band`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,7 +98,19 @@ def coverage_band(n: int, nominal: float, level: float = 0.95) -> tuple[float, f
     return float(lo / n), float(hi / n)
 
 
+def conformal_coverage_band(n: int, n_calibration: int, nominal: float, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` range of a split-conformal interval's coverage on ``n`` test rows with
+    ``n_calibration`` calibration rows: Beta-Binomial(n, k, m + 1 - k) quantiles / n (module docstring)."""
+    from scipy.stats import betabinom
+
+    k = math.ceil((n_calibration + 1) * nominal - 1e-9)
+    if k > n_calibration:
+        return 1.0, 1.0  # an infinite interval covers everything
+    dist = betabinom(n, k, n_calibration + 1 - k)
+    return float(dist.ppf((1 - level) / 2) / n), float(dist.ppf((1 + level) / 2) / n)
+
+
 __all__ = [
-    "coverage", "coverage_band", "crps_from_quantiles", "interval_score", "mean_pinball", "mean_width", "pinball",
+    "conformal_coverage_band", "coverage", "coverage_band", "crps_from_quantiles", "interval_score", "mean_pinball", "mean_width", "pinball",
     "pinball_loss", "pinball_losses",
 ]
