@@ -24,7 +24,15 @@ nominal coverage c = ``task.coverage`` (Romano, Patterson & Candes, 2019; see
 guarantee holds for any band; only the width suffers). The calibration rows are the bundle's
 ``calibration`` split (``data.calibration_fraction`` > 0), which no training step nor checkpoint
 selection saw; without one it falls back to ``val``, which selected the best checkpoint, so the
-coverage is then slightly optimistic.
+coverage is then slightly optimistic. The correction (in target units) is saved with the run and
+with an export.
+
+Validation during training reports the raw band's coverage and width; the conformalized band's
+(``conformal_coverage``, ``conformal_width``) appear once the run is calibrated: in the test
+evaluation after training and in ``deepatlas.evaluate(run, split)``. ``predict_quantiles`` gives
+the trained levels exactly and levels between them by linear interpolation (monotone, so still
+non-crossing); levels outside the trained range are an error. ``predict_interval`` answers only at
+the calibrated coverage (another coverage needs another correction: retrain with ``task.coverage``).
 """
 
 from __future__ import annotations
