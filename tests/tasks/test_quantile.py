@@ -121,3 +121,16 @@ def test_without_a_calibration_split_it_calibrates_on_val(tmp_path) -> None:
                           runs_dir=tmp_path, progress=False)
     predictor = deepatlas.load(run.id, runs_dir=tmp_path)
     assert int(predictor.task.calibration_state()["n"]) == run.summary["data"]["sizes"]["val"]
+
+
+def test_coverage_study_reports_every_method_on_the_same_splits(tmp_path) -> None:
+    from deepatlas.conformal import coverage_study
+    from deepatlas.metrics.intervals import coverage_band
+
+    result = coverage_study("quantile-engel", seeds=(0, 1), overrides=TINY, runs_dir=tmp_path)
+    assert [r["seed"] for r in result["splits"]] == [0, 1]
+    for row in result["splits"]:
+        assert row["band"] == coverage_band(row["n_test"], 0.9)
+        for name in ("", "mapie_split_", "mapie_cqr_"):
+            assert 0.0 <= row[f"{name}coverage"] <= 1.0 and row[f"{name}width"] > 0
+    assert set(result["inside"]) >= {"inside_band", "mapie_split_inside_conformal_band"}
