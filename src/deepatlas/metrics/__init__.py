@@ -2,8 +2,30 @@
 
 from .classification import classification_metrics, classification_stats
 from .generative import class_coverage, feature_statistics, frechet_distance, inception_score
+from .intervals import (
+    conformal_coverage_band,
+    coverage,
+    coverage_band,
+    crps_from_quantiles,
+    interval_score,
+    mean_pinball,
+    mean_width,
+    pinball_loss,
+)
 
 __all__ = [
-    "class_coverage", "classification_metrics", "classification_stats", "feature_statistics", "frechet_distance",
+    "class_coverage",
+    "classification_metrics",
+    "classification_stats",
+    "conformal_coverage_band",
+    "coverage",
+    "coverage_band",
+    "crps_from_quantiles",
+    "feature_statistics",
+    "frechet_distance",
     "inception_score",
+    "interval_score",
+    "mean_pinball",
+    "mean_width",
+    "pinball_loss",
 ]
