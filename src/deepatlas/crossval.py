@@ -8,7 +8,8 @@ for early stopping) and scores it on the same test fold. The result holds the pe
 metrics and their mean and standard deviation, for the recipe and every baseline, and is
 written as ``crossval-<recipe>-<time>.json`` in the run store.
 
-A baseline is a function ``(data, task) -> metrics`` registered with :func:`register_baseline`;
+A baseline is a function ``(data, task) -> metrics`` registered with
+:func:`deepatlas.baselines.registry.register_baseline`;
 ``data`` is the fold's :class:`~deepatlas.data.tabular.TabularData` and ``task`` the recipe's task
 (for its metric names and options). Baselines come from the libraries statisticians already use
 (scikit-learn's gradient boosting, lifelines' Cox model, statsmodels' GLMs), imported only when used.
@@ -23,35 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, one_of, suggest
-
-
-@dataclass(frozen=True)
-class Baseline:
-    name: str
-    fit_and_score: Callable[[Any, Any], dict[str, float]]
-    kinds: tuple[str, ...]  # the data kinds (target types' kinds) it serves
-    doc: str = ""
-
-
-BASELINES: dict[str, Baseline] = {}
-
-
-def register_baseline(name: str, fn: Callable[[Any, Any], dict[str, float]], kinds: Sequence[str], doc: str = "") -> None:
-    if name in BASELINES:
-        raise ValueError(f"baseline {name!r} is registered twice")
-    BASELINES[name] = Baseline(name, fn, tuple(kinds), doc)
-
-
-def _load_baselines() -> None:
-    from . import baselines  # noqa: F401  (registers the built-in baselines)
-
-
-def get_baseline(name: str) -> Baseline:
-    _load_baselines()
-    if name not in BASELINES:
-        raise ConfigError(f"--baseline: unknown baseline {name!r} (known: {one_of(BASELINES)})." + suggest(name, BASELINES))
-    return BASELINES[name]
+from .errors import ConfigError
 
 
 @dataclass
@@ -89,6 +62,7 @@ def crossval(
 ) -> CrossvalResult:
     """Train ``recipe`` on each of ``folds`` folds and score ``baselines`` on the same folds."""
     from . import api
+    from .baselines import get_baseline
     from .build import build_task
     from .config import load_recipe
     from .data import load_dataset

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..crossval import register_baseline
+from .registry import register_baseline
 
 
 def _fit_rows(data: Any) -> tuple[np.ndarray, np.ndarray]:

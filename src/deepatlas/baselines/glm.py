@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..crossval import register_baseline
+from .registry import register_baseline
 from ..errors import ConfigError
 from .boosting import _fit_rows
 

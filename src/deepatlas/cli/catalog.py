@@ -101,6 +101,9 @@ def _resolved(cfg: Any) -> tuple[Any, set[str]]:
     except DataError as exc:
         err.print(f"[yellow]warning:[/yellow] model keys not resolved from the data: {escape(str(exc))}", soft_wrap=True)
         return cfg, set()
+    from ..build import build_task
+
+    meta = {**meta, **build_task(cfg, meta).model_meta()}  # what the task decides (a table model's outputs)
     options = cfg.model.options
     bound = {key for key in DATA_BOUND_FIELDS if hasattr(options, key) and meta.get(key) is not None}
     return resolve_model_config(cfg, meta), bound

@@ -97,7 +97,7 @@ for _name, (_, _doc, _kind) in TABLES.items():
     DATASETS.register(_name, partial(load_builtin, _name), TabularOptions(), family="tabular", data_kinds=(_kind,), doc=_doc)
 DATASETS.register(
     "table", load_table, TabularFileOptions(), family="tabular", data_kinds=("labelled", "tabular", "survival"),
-    doc="your table: data.path=rows.csv (or .parquet) data.target=column [data.event=column for survival]",
+    doc="your table: data.path=rows.csv (or .parquet) data.target=column (survival: also data.event=column)",
 )
 DATASETS.register(
     "dataframe", load_frame, FrameOptions(), family="tabular", data_kinds=("labelled", "tabular", "survival"),

@@ -38,6 +38,7 @@ import torch
 from ..errors import DataError
 from ..schema import option
 from .bundle import ShuffledBatches
+from .images import show_columns
 from .preprocess import KINDS
 
 #: what a table's target is, and the data kind (``Task.data_kind``) each serves
@@ -191,7 +192,10 @@ class TabularPreprocessor:
             seen = values[~np.isnan(values)]
             if len(seen) == 0:
                 raise DataError(f"column {name!r}: no value in the training rows (drop it with data.drop).")
-            mean, std = float(seen.mean()), float(seen.std())
+            with np.errstate(over="ignore"):
+                mean, std = float(seen.mean()), float(seen.std())
+            if not (np.isfinite(mean) and np.isfinite(std)):
+                raise DataError(f"column {name!r}: values too large to standardise (|x| up to {np.abs(seen).max():.3g}); rescale the column.")
             means.append(mean)
             stds.append(std if std > 1e-12 else 1.0)  # a constant column: centred, not divided by zero
             if len(seen) < len(values):
@@ -294,7 +298,7 @@ def read_table(path: Path) -> Any:
         raise DataError(f"{path}: cannot read the table ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).") from None
     if frame.empty:
         raise DataError(f"{path}: no rows.")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [" ".join(str(c).split()) for c in frame.columns]  # line breaks in a name would break one-line errors
     duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
     if duplicated:
         raise DataError(f"{path}: the column {duplicated[0]!r} appears twice in the header.")
@@ -312,7 +316,7 @@ def infer_columns(frame: Any, exclude: Sequence[str], numeric: Sequence[str] | N
             if c not in frame.columns:
                 from ..errors import suggest
 
-                raise DataError(f"{key}: {where} has no column {c!r} (columns: {', '.join(map(str, frame.columns))})." + suggest(c, frame.columns))
+                raise DataError(f"{key}: {where} has no column {c!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(c, frame.columns))
     if numeric is not None and categorical is not None:
         return list(numeric), list(categorical)
     fixed_num, fixed_cat = set(numeric or ()), set(categorical or ())
@@ -369,7 +373,7 @@ class TabularData(ShuffledBatches):
             if column is not None and column not in frame.columns:
                 from ..errors import suggest
 
-                raise DataError(f"{key}: {where} has no column {column!r} (columns: {', '.join(map(str, frame.columns))})." + suggest(column, frame.columns))
+                raise DataError(f"{key}: {where} has no column {column!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(column, frame.columns))
         exclude = [target, *([event] if event else []), *drop, *(opts.drop or ())]
         num, cat = infer_columns(frame, exclude, opts.numeric if opts.numeric is not None else numeric,
                                  opts.categorical if opts.categorical is not None else categorical, where)
@@ -429,10 +433,9 @@ class TabularData(ShuffledBatches):
             row = int(np.flatnonzero(y < 0)[0])
             raise DataError(f"{where}, column {target!r}, row {row + 1}: a negative duration ({y[row]}).")
         events = frame[event]
-        flag = events.map(lambda v: {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}.get(str(v).strip().lower(), v))
-        e = numeric_values(flag, event)
-        if np.isnan(e).any() or not np.isin(e, (0.0, 1.0)).all():
-            row = int(np.flatnonzero(np.isnan(e) | ~np.isin(e, (0.0, 1.0)))[0])
+        e = np.array([_event_flag(v) for v in events.tolist()], dtype=np.float64)
+        if np.isnan(e).any():
+            row = int(np.flatnonzero(np.isnan(e))[0])
             raise DataError(f"{where}, column {event!r}, row {row + 1}: {events.iloc[row]!r} is not an event flag (1/0, true/false).")
         if e.sum() == 0:
             raise DataError(f"{where}, column {event!r}: no event is observed (every row is censored); a survival model needs events.")
@@ -505,10 +508,22 @@ class TabularData(ShuffledBatches):
         return x.numpy(), data.targets.numpy()
 
 
+FLAGS = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _event_flag(value: Any) -> float:
+    """1.0 (event), 0.0 (censored) or NaN (not a flag) for 1/0, true/false, yes/no."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return FLAGS.get(str(value).strip().lower(), float("nan"))
+
+
 def _fold(strata: np.ndarray, folds: int, fold: int, seed: int) -> np.ndarray:
     """Rows of fold ``fold`` of a seeded, stratified k-fold partition."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    if folds > len(strata):
+        raise DataError(f"data.folds: {folds} folds of {len(strata)} rows leave a fold empty (use at most {len(strata)} folds).")
     counts = np.bincount(strata)
     splitter: Any = StratifiedKFold(folds, shuffle=True, random_state=seed) if counts[counts > 0].min() >= folds else KFold(folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(strata)), strata)):

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Optional
 
 from ..errors import DataError
 from ..schema import option
+from .images import show_columns
 from .tabular import TabularData, TabularFileOptions, TabularOptions, read_table, saved_preprocessor
 
 
@@ -138,12 +139,12 @@ def _target_type(frame: Any, opts: TabularFileOptions) -> str:
 def _from_frame(name: str, frame: Any, config: Any, state_dir: Path | None) -> TabularData:
     opts: TabularFileOptions = config.options
     if opts.target is None:
-        columns = ", ".join(map(str, frame.columns[:12]))
+        columns = show_columns(list(map(str, frame.columns)))
         raise DataError(f"data.target: name the target column of {name} (columns: {columns}).")
     if opts.target not in frame.columns:
         from ..errors import suggest
 
-        raise DataError(f"data.target: {name} has no column {opts.target!r} (columns: {', '.join(map(str, frame.columns))})." + suggest(opts.target, frame.columns))
+        raise DataError(f"data.target: {name} has no column {opts.target!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(opts.target, frame.columns))
     return TabularData(
         name, frame, config, target=opts.target, target_type=_target_type(frame, opts), event=opts.event,
         saved=saved_preprocessor(state_dir),

@@ -39,7 +39,9 @@ def plot_curves(epochs: Sequence[dict[str, Any]], path: str | Path, title: str =
     x = [row["epoch"] for row in epochs]
     keys = sorted({k for row in epochs for k in row if "/" in k and isinstance(row[k], (int, float))})
     loss_keys = [k for k in keys if k.split("/")[-1] in ("loss", "nll")]
-    other = [k for k in keys if k not in loss_keys and k.split("/")[-1] in ("accuracy", "top5_accuracy", "macro_f1")]
+    # metrics on a 0..1 scale share the right axis: accuracy, F1, concordance, coverage, R^2
+    unit = ("accuracy", "top5_accuracy", "macro_f1", "c_index", "uno_c", "auc", "r2")
+    other = [k for k in keys if k not in loss_keys and (k.split("/")[-1] in unit or k.split("/")[-1].startswith("coverage"))]
     fig, axes = _figure(1, 2, figsize=(11, 4))
     for ax, group, label in ((axes[0], loss_keys, "loss"), (axes[1], other, "metric")):
         for key in group:

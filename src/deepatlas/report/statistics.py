@@ -1,0 +1,64 @@
+"""Pictures of the statistics family: predicted against observed with intervals, and survival curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .plots import _figure, _save
+
+
+def plot_intervals(
+    y: np.ndarray, prediction: np.ndarray, path: str | Path, lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None, title: str = "", label: str = "interval",
+) -> Path:
+    """Observed against predicted (left) and each row's interval sorted by prediction (right), with coverage."""
+    y, prediction = np.asarray(y, dtype=float).reshape(-1), np.asarray(prediction, dtype=float).reshape(-1)
+    fig, (left, right) = _figure(1, 2, figsize=(11, 4.2))
+    lo, hi = float(min(y.min(), prediction.min())), float(max(y.max(), prediction.max()))
+    left.scatter(prediction, y, s=10, alpha=0.6)
+    left.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+    left.set_xlabel("predicted")
+    left.set_ylabel("observed")
+    left.grid(alpha=0.3)
+    order = np.argsort(prediction)
+    rows = np.arange(len(y))
+    right.plot(rows, prediction[order], color="C0", lw=1.2, label="prediction")
+    subtitle = ""
+    if lower is not None and upper is not None:
+        lower, upper = np.asarray(lower, dtype=float).reshape(-1), np.asarray(upper, dtype=float).reshape(-1)
+        right.fill_between(rows, lower[order], upper[order], color="C0", alpha=0.25, label=label)
+        inside = (y >= lower) & (y <= upper)
+        right.scatter(rows[inside[order]], y[order][inside[order]], s=8, color="C2", label="observed, inside")
+        right.scatter(rows[~inside[order]], y[order][~inside[order]], s=10, color="C3", label="observed, outside")
+        subtitle = f" (coverage {inside.mean():.3f}, mean width {(upper - lower).mean():.3g})"
+    else:
+        right.scatter(rows, y[order], s=8, color="C2", label="observed")
+    right.set_xlabel("rows, sorted by prediction")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.suptitle(title + subtitle)
+    return _save(fig, path)
+
+
+def plot_survival(
+    times: np.ndarray, curves: np.ndarray, path: str | Path, km_times: np.ndarray | None = None,
+    km: np.ndarray | None = None, labels: Sequence[str] | None = None, title: str = "",
+) -> Path:
+    """Predicted survival curves S(t | x) (one per row or group) and, dashed, the Kaplan-Meier estimate."""
+    times, curves = np.asarray(times, dtype=float), np.atleast_2d(np.asarray(curves, dtype=float))
+    fig, ax = _figure(figsize=(7, 4.5))
+    for i, curve in enumerate(curves):
+        ax.step(times, curve, where="post", lw=1.5, label=labels[i] if labels else None)
+    if km_times is not None and km is not None:
+        ax.step(km_times, km, where="post", color="black", ls="--", lw=1.2, label="Kaplan-Meier (observed)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("time")
+    ax.set_ylabel("S(t)")
+    ax.grid(alpha=0.3)
+    if labels or km is not None:
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,312 @@
+"""The scikit-learn estimators: parameters -> a recipe -> :func:`deepatlas.train` -> a Predictor."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..errors import DeepAtlasError
+
+TARGET, EVENT = "__target__", "__event__"
+
+
+#: the parameters every estimator shares, with their defaults
+COMMON: dict[str, Any] = {
+    "model": "tabular-mlp", "depth": 3, "width": 256, "dropout": 0.1, "epochs": 100, "batch_size": 128,
+    "lr": 1e-3, "weight_decay": 1e-4, "val_fraction": 0.1, "random_state": 0, "device": "cpu", "track": True,
+    "runs_dir": None, "options": None,
+}
+
+
+def _with_params(**own: Any) -> Any:
+    """A class decorator giving an explicit ``__init__(self, *, <own params>, <COMMON params>)``.
+
+    scikit-learn reads an estimator's parameters from its ``__init__`` signature (``get_params``,
+    ``clone``, ``GridSearchCV``) and forbids ``**kwargs``; the shared ones are declared once, here.
+    """
+    import inspect
+
+    defaults = {**own, **COMMON}
+
+    def __init__(self: Any, **params: Any) -> None:
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected parameter {unknown[0]!r} (parameters: {', '.join(defaults)})")
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in defaults.items()]
+    )
+
+    def decorate(cls: type) -> type:
+        cls.__init__ = __init__  # type: ignore[misc]
+        return cls
+
+    return decorate
+
+
+class _DeepatlasEstimator(BaseEstimator):
+    """Shared parameters (``COMMON``) and the fit/predict plumbing; subclasses name the task and shape the target.
+
+    ``model``: a tabular model (tabular-mlp, tabular-resnet, ft-transformer); ``depth``, ``width``,
+    ``dropout``: the MLP's; ``options``: any other recipe key, e.g. ``{"model.n_blocks": 3}``;
+    ``track``: keep the run in the run store (``runs_dir``, default the usual one).
+    """
+
+    _task: str = ""
+
+    # ----------------------------------------------------------------- scikit-learn's conventions
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a missing value is imputed and gets an indicator column
+        tags.non_deterministic = False
+        return tags
+
+    def _frame(self, X: Any, reset: bool) -> Any:
+        """The rows as a DataFrame: a DataFrame keeps its columns (and categories), an array becomes x0, x1, ..."""
+        import pandas as pd
+
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if len(X) == 0:
+                raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+            frame = X.reset_index(drop=True)
+            frame.columns = [str(c) for c in frame.columns]
+            return frame
+        array = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype=np.float64)
+        return pd.DataFrame(array, columns=[f"x{j}" for j in range(array.shape[1])])
+
+    def _task_options(self) -> dict[str, Any]:
+        return {}
+
+    def _recipe(self, key: str, extra_data: Mapping[str, Any]) -> Any:
+        from ..config import Config
+
+        model = {"name": self.model}
+        if self.model in ("tabular-mlp",):
+            model.update(depth=self.depth, width=self.width, dropout=self.dropout)
+        raw: dict[str, Any] = {
+            "recipe": f"sklearn-{type(self).__name__.lower()}",
+            "data": {"name": "dataframe", "frame": key, "target": TARGET, "test_fraction": 0.0,
+                     "val_fraction": self.val_fraction, "batch_size": self.batch_size, "split_seed": self.random_state, **extra_data},
+            "model": model,
+            "task": {"name": self._task, **self._task_options()},
+            "optim": {"name": "adamw", "lr": self.lr, "weight_decay": self.weight_decay},
+            "schedule": {"name": "cosine"},
+            "train": {"epochs": self.epochs, "seed": self.random_state, "device": self.device, "checkpoint_every": 0, "test": False},
+        }
+        for dotted, value in (self.options or {}).items():  # any other recipe key: {"model.n_blocks": 3}
+            section, _, name = str(dotted).partition(".")
+            raw.setdefault(section, {})[name] = value
+        return Config.from_dict(raw)
+
+    def _fit_frame(self, frame: Any, extra_data: Mapping[str, Any]) -> Any:
+        import deepatlas
+
+        from ..data import register_frame
+
+        if len(frame) < 2:
+            raise ValueError(f"n_samples={len(frame)}: a deepatlas estimator needs at least 2 samples to fit.")
+        key = register_frame(frame)
+        config = self._recipe(key, extra_data)
+        folder = None if self.track else tempfile.mkdtemp(prefix="deepatlas-sklearn-")
+        try:
+            run = deepatlas.train(config, runs_dir=self.runs_dir if self.track else folder, progress=False)
+            if run.status != "completed":
+                raise RuntimeError(f"deepatlas run {run.id} {run.status}: {run.summary.get('reason', '')}")
+            self.predictor_ = deepatlas.load(run, device=self.device)
+            self.run_id_ = run.id if self.track else None
+        except DeepAtlasError as exc:
+            if isinstance(exc, ValueError):
+                raise
+            raise ValueError(str(exc)) from None
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        return self
+
+    def _predictor(self, X: Any) -> tuple[Any, Any]:
+        check_is_fitted(self, "predictor_")
+        frame = self._frame(X, reset=False)
+        try:
+            return self.predictor_, frame
+        except DeepAtlasError as exc:  # pragma: no cover - preprocessing errors surface in the callers
+            raise ValueError(str(exc)) from None
+
+    def _call(self, method: str, X: Any, *args: Any) -> Any:
+        predictor, frame = self._predictor(X)
+        try:
+            return getattr(predictor, method)(frame, *args)
+        except DeepAtlasError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _real_target(y: Any) -> np.ndarray:
+    from sklearn.utils.validation import column_or_1d
+
+    y = column_or_1d(y, warn=True).astype(np.float64)
+    if not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity.")
+    return y
+
+
+@_with_params()
+class TabularClassifier(ClassifierMixin, _DeepatlasEstimator):
+    """A network classifier of table rows (cross-entropy; ``options`` for e.g. ``{"task.focal_gamma": 2}``)."""
+
+    _task = "classification"
+
+    def _task_options(self) -> dict[str, Any]:
+        return {"label_smoothing": 0.0}
+
+    def fit(self, X: Any, y: Any) -> TabularClassifier:
+        from sklearn.utils.multiclass import check_classification_targets, unique_labels
+
+        frame = self._frame(X, reset=True)
+        from sklearn.utils.validation import column_or_1d
+
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(frame):
+            raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
+        check_classification_targets(y)
+        self.classes_ = unique_labels(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"Classifier can't train when only one class is present ({self.classes_[0]!r}).")
+        codes = np.searchsorted(self.classes_, y)
+        frame = frame.assign(**{TARGET: [str(c) for c in codes]})
+        return self._fit_frame(frame, {"target_type": "class"})
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, n_classes) probabilities, columns in the order of ``classes_``."""
+        probabilities = self._call("predict_proba", X)
+        names = self.predictor_.class_names  # "0", "1", ... in numeric order: the codes of classes_
+        order = np.argsort([int(n) for n in names])
+        return probabilities[:, order]
+
+    def predict(self, X: Any) -> np.ndarray:
+        probabilities = self.predict_proba(X)  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[probabilities.argmax(axis=1)]
+
+
+@_with_params(distribution="normal", loss="nll")
+class TabularRegressor(RegressorMixin, _DeepatlasEstimator):
+    """A network regressor of table rows: the mean of a ``distribution`` (default: normal with learnt variance)."""
+
+    _task = "regression"
+
+    def _task_options(self) -> dict[str, Any]:
+        return {"distribution": self.distribution, "loss": self.loss}
+
+    def fit(self, X: Any, y: Any) -> Any:
+        frame = self._frame(X, reset=True)
+        y = _real_target(y)
+        if len(y) != len(frame):
+            raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
+        return self._fit_frame(frame.assign(**{TARGET: y}), {"target_type": "real"})
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+
+
+@_with_params(distribution="normal", loss="nll")
+class DistributionalRegressor(TabularRegressor):
+    """A network that predicts the parameters of ``distribution`` and is fitted by its negative log-likelihood."""
+
+    def predict_distribution(self, X: Any) -> Any:
+        """The predictive distribution of each row (``torch.distributions``, batch shape (N,))."""
+        return self._call("predict_distribution", X)
+
+    def predict_quantiles(self, X: Any, quantiles: Any = (0.05, 0.5, 0.95)) -> np.ndarray:
+        return self._call("predict_quantiles", X, quantiles)
+
+    def predict_interval(self, X: Any, coverage: float = 0.9) -> np.ndarray:
+        """(N, 2) central intervals of the predictive distribution at nominal ``coverage``."""
+        return self._call("predict_interval", X, coverage)
+
+
+@_with_params(quantiles=(0.05, 0.5, 0.95), coverage=0.9, calibration_fraction=0.25)
+class QuantileRegressor(RegressorMixin, _DeepatlasEstimator):
+    """Non-crossing quantiles and conformalized quantile-regression intervals (Romano et al. 2019).
+
+    ``calibration_fraction`` of the rows is held out of training to conformalize the interval at
+    ``coverage``.
+    """
+
+    _task = "quantile-regression"
+
+    def _task_options(self) -> dict[str, Any]:
+        return {"quantiles": list(self.quantiles), "coverage": self.coverage}
+
+    def fit(self, X: Any, y: Any) -> Any:
+        frame = self._frame(X, reset=True)
+        y = _real_target(y)
+        if len(y) != len(frame):
+            raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
+        return self._fit_frame(frame.assign(**{TARGET: y}), {"target_type": "real", "calibration_fraction": self.calibration_fraction})
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+
+    def predict_quantiles(self, X: Any, quantiles: Any = None) -> np.ndarray:
+        return self._call("predict_quantiles", X, tuple(quantiles if quantiles is not None else self.quantiles))
+
+    def predict_interval(self, X: Any, coverage: float | None = None) -> np.ndarray:
+        """(N, 2) conformalized intervals at the calibrated ``coverage``."""
+        return self._call("predict_interval", X, float(coverage if coverage is not None else self.coverage))
+
+
+@_with_params(method="deepsurv")
+class SurvivalRegressor(_DeepatlasEstimator):
+    """A survival model of table rows: ``method`` deepsurv (Cox), logistic-hazard or deephit.
+
+    ``y``: (N, 2) durations and event flags (1: event, 0: censored), or scikit-survival's structured
+    array of (event, time). ``predict`` is a risk score (higher: earlier events); ``score`` is
+    Harrell's concordance index.
+    """
+
+    @property
+    def _task(self) -> str:  # type: ignore[override]
+        return self.method
+
+    def fit(self, X: Any, y: Any) -> SurvivalRegressor:
+        frame = self._frame(X, reset=True)
+        duration, event = survival_target(y)
+        if len(duration) != len(frame):
+            raise ValueError(f"X has {len(frame)} samples but y has {len(duration)}.")
+        return self._fit_frame(frame.assign(**{TARGET: duration, EVENT: event}), {"target_type": "survival", "event": EVENT})
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+
+    def predict_survival_function(self, X: Any, times: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(times, S) with S (N, len(times)) the survival probabilities S(t | x)."""
+        return self._call("predict_survival_function", X, times)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Harrell's concordance index of the risk scores."""
+        from ..metrics.survival import harrell_c
+
+        duration, event = survival_target(y)
+        return float(harrell_c(duration, event, self.predict(X)))
+
+
+def survival_target(y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(durations, events) from an (N, 2) array or a structured array with an event and a time field."""
+    array = np.asarray(y)
+    if array.dtype.names:
+        names = array.dtype.names
+        event_name = next((n for n in names if array[n].dtype == bool), names[0])
+        time_name = next(n for n in names if n != event_name)
+        return array[time_name].astype(np.float64), array[event_name].astype(np.float64)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"y: expected (N, 2) durations and events or a structured (event, time) array, got shape {array.shape}.")
+    return array[:, 0].astype(np.float64), array[:, 1].astype(np.float64)

@@ -1,0 +1,61 @@
+"""The scikit-learn face: scikit-learn's own estimator checks, Pipeline / cross_val_score / GridSearchCV,
+DataFrames with categorical columns, and every fit an ordinary run (issue 15)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import deepatlas
+from deepatlas.sklearn import TabularClassifier
+
+FAST = {"epochs": 5, "width": 16, "depth": 1, "batch_size": 32, "lr": 1e-2, "track": False}
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+@parametrize_with_checks([TabularClassifier(**FAST)])
+def test_scikit_learn_estimator_checks(estimator, check) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+def test_in_a_pipeline_cross_val_score_and_grid_search() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    pipeline = make_pipeline(FunctionTransformer(np.log1p), TabularClassifier(**{**FAST, "epochs": 15}))
+    scores = cross_val_score(pipeline, x, y, cv=3)
+    assert scores.mean() > 0.9
+    search = GridSearchCV(TabularClassifier(**FAST), {"width": [8, 16]}, cv=2).fit(x, y)
+    assert search.best_params_["width"] in (8, 16) and search.best_score_ > 0.85
+
+
+def test_dataframes_keep_categorical_columns_and_each_fit_is_a_run(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "colour": rng.choice(["red", "green", "blue"], size=200)})
+    y = np.where((frame["colour"] == "red") | (frame["x"] > 1), "hot", "cold")
+    model = TabularClassifier(**{**FAST, "epochs": 40, "track": True, "runs_dir": str(tmp_path)}).fit(frame, y)
+    assert list(model.feature_names_in_) == ["x", "colour"]
+    assert model.predictor_.preprocessor.categorical == ("colour",)
+    assert model.score(frame, y) > 0.9
+    run = deepatlas.open_run(model.run_id_, runs_dir=tmp_path)
+    assert run.status == "completed" and run.config.task.name == "classification"
+    assert set(model.predict(frame.head(5))) <= {"hot", "cold"}
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame.rename(columns={"x": "z"}))
