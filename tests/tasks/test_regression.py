@@ -15,6 +15,7 @@ from scipy import stats
 import deepatlas
 from deepatlas.errors import ConfigError, DataError
 from deepatlas.metrics.regression import regression_metrics, regression_stats
+from deepatlas.nn.distributions import FAMILIES
 from deepatlas.registry import TASKS
 
 TINY = ["train.epochs=3", "train.log_every=50", "train.checkpoint_every=0", "model.width=16", "train.test=true"]
@@ -172,12 +173,11 @@ def test_focal_loss_with_label_smoothing_is_refused() -> None:
         entry.factory(replace(entry.config, focal_gamma=2.0, label_smoothing=0.1), {"num_classes": 2})
 
 
-@pytest.mark.parametrize("family", sorted(__import__("deepatlas.nn.distributions", fromlist=["FAMILIES"]).FAMILIES))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_family_gives_finite_metrics_and_ordered_quantiles(family: str) -> None:
-    from tests.nn.test_distributions import SCALES, targets
-
     from deepatlas.nn.distributions import Head, quantiles
     from deepatlas.tasks.regression import distribution_stats
+    from tests.nn.test_distributions import SCALES, targets
 
     head = Head(family, SCALES[family])
     torch.manual_seed(0)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .registry import register_baseline
 from ..errors import ConfigError
 from .boosting import _fit_rows
+from .registry import register_baseline
 
 GAUSSIAN = ("normal", "normal-fixed", "laplace", "student-t", "gaussian-mixture")
 SERVED = (*GAUSSIAN, "poisson", "negative-binomial", "gamma", "log-normal")
