@@ -51,6 +51,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
+from torch.distributions.utils import broadcast_all
 
 from ..errors import ConfigError, DataError, one_of, suggest
 
@@ -110,10 +111,20 @@ def _laplace(r: torch.Tensor, s: TargetScale, o: Mapping[str, Any]) -> D.Distrib
     return D.Laplace(s.mean + s.std * r[:, 0], s.std / math.sqrt(2.0) * _softplus(r[:, 1], 1.0), validate_args=False)
 
 
+class StudentT(D.StudentT):
+    """torch's StudentT whose inner Chi2 (its sampler) skips the argument check: that check is a host
+    sync every training step and cannot run on the meta device (where FLOPs are counted)."""
+
+    def __init__(self, df: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> None:
+        self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
+        self._chi2 = D.Chi2(self.df, validate_args=False)
+        D.Distribution.__init__(self, self.df.size(), validate_args=False)
+
+
 def _student_t(r: torch.Tensor, s: TargetScale, o: Mapping[str, Any]) -> D.Distribution:
     df = o.get("df")
     dof = 2.0 + _softplus(r[:, 2], 8.0) if df is None else torch.full_like(r[:, 0], float(df))
-    return D.StudentT(dof, s.mean + s.std * r[:, 0], s.std * _softplus(r[:, 1], 1.0), validate_args=False)
+    return StudentT(dof, s.mean + s.std * r[:, 0], s.std * _softplus(r[:, 1], 1.0))
 
 
 def _log_mean(s: TargetScale, family: str) -> float:
