@@ -25,6 +25,12 @@ EXPERIMENTS = {
         ("normal (heteroscedastic)", "recipes/heteroscedastic-engel.yaml", ["data.name=diabetes"], ["glm"]),
         ("normal-fixed (homoscedastic)", "recipes/heteroscedastic-engel.yaml", ["data.name=diabetes", "task.distribution=normal-fixed"], []),
     ],
+    "engel-families": [
+        ("laplace", "recipes/heteroscedastic-engel.yaml", ["task.distribution=laplace"], []),
+        ("student-t", "recipes/heteroscedastic-engel.yaml", ["task.distribution=student-t"], []),
+        ("gamma", "recipes/heteroscedastic-engel.yaml", ["task.distribution=gamma"], ["glm"]),
+        ("log-normal", "recipes/heteroscedastic-engel.yaml", ["task.distribution=log-normal"], ["glm"]),
+    ],
     "diabetes-small": [
         ("normal (heteroscedastic)", "recipes/heteroscedastic-diabetes.yaml", [], ["glm"]),
         ("normal-fixed (homoscedastic)", "recipes/heteroscedastic-diabetes.yaml", ["task.distribution=normal-fixed"], []),
