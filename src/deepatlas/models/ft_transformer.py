@@ -5,17 +5,16 @@
 - Feature Tokenizer (figure 2a): numeric feature j -> T_j = x_j W_j + b_j (W_j, b_j in R^d);
   categorical feature j with code c -> T_j = E_j[c] + b_j (a lookup table per column, code 0 the
   unknown slot, plus a per-feature bias). T = stack[T_1, ..., T_k] in R^{k x d}.
-- A [CLS] token (a learned vector in R^d) is appended: T_0 = stack[T, [CLS]] in R^{(k+1) x d}.
+- A [CLS] token (a learned vector in R^d) joins the k feature tokens: T_0 in R^{(k+1) x d}.
 - L Transformer blocks, PreNorm (figure 2b):
       x = x + Dropout_res(MHSA(LayerNorm(x)))         (attention dropout on the probabilities)
       x = x + Dropout_res(FFN(LayerNorm(x)))
       FFN(x) = Linear(Dropout_ffn(ReGLU(Linear(x)))),  ReGLU(a, b) = a * ReLU(b)   (Shazeer 2020)
   The first block has no LayerNorm before its attention: the tokenizer's output goes in as it is
-  (the paper: "we found it to be necessary to remove the first normalization from the first
-  Transformer layer to achieve good performance").
+  (the paper found removing this first normalisation necessary for good performance).
 - The prediction from the final [CLS] representation: y = Linear(ReLU(LayerNorm(T_L^[CLS]))).
 
-The default preset is the paper's "default FT-Transformer" (appendix, table 13 for 3 blocks):
+The default preset is the paper's "default FT-Transformer" (appendix; ``get_default_kwargs(3)`` of the reference):
 d = 192, L = 3, 8 heads, attention dropout 0.2, FFN dropout 0.1, residual dropout 0.0,
 d_ffn = d * 4/3 (ReGLU, so the first FFN layer outputs 2 * d_ffn), trained with AdamW
 (lr 1e-4, weight decay 1e-5). Initialisation follows the reference implementation
@@ -23,8 +22,9 @@ d_ffn = d * 4/3 (ReGLU, so the first FFN layer outputs 2 * d_ffn), trained with 
 attention biases zero, every other linear layer PyTorch's default.
 
 Tokens carry no position: attention is permutation-equivariant, so the place of [CLS] in the
-sequence does not change the output. In the last block only the [CLS] row is needed after the
-attention, so the feed-forward network runs on it alone (as the reference implementation does).
+sequence does not change the output (the reference puts it first, we append it last). In the
+last block only the [CLS] row feeds the head, so its residual and feed-forward network run on
+that row alone (the reference goes further and queries attention with [CLS] only; same output).
 """
 
 from __future__ import annotations
