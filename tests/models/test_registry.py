@@ -81,7 +81,7 @@ def tiny_overrides(config: object) -> dict[str, object]:
     elif isinstance(config, GNN_CONFIGS):
         out.update(hidden=8)
     elif hasattr(config, "num_numeric"):  # a table: 3 numbers, two categorical columns
-        out.update(num_numeric=3, cardinalities=(3, 5), num_outputs=4, width=16)
+        out.update(num_numeric=3, cardinalities=(3, 5), num_outputs=4, width=16, d_token=16, n_heads=2)
     else:
         out.update(input_size=16 if hasattr(config, "input_size") else None)
     return {k: v for k, v in out.items() if v is not None and hasattr(config, k)}

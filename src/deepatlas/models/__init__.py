@@ -5,7 +5,21 @@ models are pure ``nn.Module``s built from a frozen dataclass config and know
 nothing of files, training loops or the CLI.
 """
 
-from . import bert, cnn, gan, gnn, gpt, mlp, resnet, seq2seq, tabular, unet, vae, vit
+from . import (
+    bert,
+    cnn,
+    ft_transformer,
+    gan,
+    gnn,
+    gpt,
+    mlp,
+    resnet,
+    seq2seq,
+    tabular,
+    unet,
+    vae,
+    vit,
+)
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
-__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "gan", "gnn", "gpt", "mlp", "resnet", "seq2seq", "tabular", "unet", "vae", "vit"]
+__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "ft_transformer", "gan", "gnn", "gpt", "mlp", "resnet", "seq2seq", "tabular", "unet", "vae", "vit"]
