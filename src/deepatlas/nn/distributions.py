@@ -91,6 +91,14 @@ class Family:
     doc: str = ""
     discrete: bool = False
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled by name (its functions are lambdas): a pickled estimator or Predictor holds a family."""
+        return (_family, (self.name,))
+
+
+def _family(name: str) -> Family:
+    return FAMILIES[name]
+
 
 def _softplus(r: torch.Tensor, at_zero: float) -> torch.Tensor:
     return F.softplus(r + isp(at_zero))
