@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +63,17 @@ def plot_survival(
         ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def interval_figures(task: Any, model: Any, batch: Any, folder: Path, split: str, label: str) -> list[Path]:
+    """The intervals figure of a task whose ``predict`` gives ``prediction``, ``lower`` and ``upper`` per row."""
+    if batch is None:
+        return []
+    inputs, y = batch
+    out = task.predict(model, inputs)
+    if "lower" not in out:
+        return []
+    arrays = {k: v.detach().cpu().double().numpy() for k, v in out.items() if k in ("prediction", "lower", "upper")}
+    path = Path(folder) / f"intervals-{split}.png"
+    return [plot_intervals(y.detach().cpu().double().numpy(), arrays["prediction"], path, arrays["lower"], arrays["upper"],
+                           title=f"{Path(folder).name} ({split})", label=label)]

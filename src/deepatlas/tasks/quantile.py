@@ -42,6 +42,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -235,6 +236,13 @@ class QuantileRegression(Task):
         self.calibrated_coverage = float(state["coverage"])
 
     # ----------------------------------------------------------------- predictions
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """Observed against predicted, and each row's interval (the first evaluation batch of ``split``)."""
+        from ..report.statistics import interval_figures
+
+        return interval_figures(self, model, batch, folder, split, "conformalized interval" if self.correction is not None else "quantile band")
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

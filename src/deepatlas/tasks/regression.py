@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
 import torch
@@ -145,6 +146,13 @@ class Regression(Task):
             self.head.options["fixed_scale"] = float(state["scale"])
 
     # ----------------------------------------------------------------- predictions
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """Observed against predicted, and each row's interval (the first evaluation batch of ``split``)."""
+        from ..report.statistics import interval_figures
+
+        return interval_figures(self, model, batch, folder, split, f"{self.config.coverage:.0%} predictive interval")
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

@@ -1,0 +1,17 @@
+"""The statistics family's pictures: every tabular run that predicts intervals draws them (issue 15)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+import deepatlas
+
+
+@pytest.mark.parametrize("recipe", ["heteroscedastic-engel", "quantile-engel"])
+def test_interval_tasks_draw_predicted_against_observed(recipe: str) -> None:
+    run = deepatlas.train(recipe, ["train.epochs=3", "train.checkpoint_every=0"], progress=False)
+    figure = run.path / "intervals-test.png"
+    assert figure.is_file()
+    with Image.open(figure) as image:
+        assert image.size[0] > 600 and image.getextrema() != ((255, 255), (255, 255), (255, 255), (255, 255))
