@@ -7,11 +7,18 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 from sksurv.metrics import brier_score as sk_brier
-from sksurv.metrics import concordance_index_ipcw, integrated_brier_score as sk_ibs
+from sksurv.metrics import concordance_index_ipcw
+from sksurv.metrics import integrated_brier_score as sk_ibs
 from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv
 
-from deepatlas.metrics.survival import brier_score, harrell_c, integrated_brier_score, kaplan_meier, uno_c
+from deepatlas.metrics.survival import (
+    brier_score,
+    harrell_c,
+    integrated_brier_score,
+    kaplan_meier,
+    uno_c,
+)
 
 
 def tied_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,7 +42,7 @@ def test_kaplan_meier_equals_lifelines_and_sksurv() -> None:
     t, s = kaplan_meier(time, event)
     kmf = KaplanMeierFitter().fit(time, event)
     np.testing.assert_allclose(s, kmf.survival_function_at_times(t).to_numpy(), rtol=1e-12)
-    t_sk, g_sk = kaplan_meier_estimator(~event, time)  # plain KM of the censorings ...
+    t_sk, _g_sk = kaplan_meier_estimator(~event, time)  # plain KM of the censorings ...
     t_rev, g_rev = kaplan_meier_estimator(event, time, reverse=True)  # ... and scikit-survival's reverse one
     np.testing.assert_array_equal(kaplan_meier(time, event, reverse=True)[0], t_rev)
     np.testing.assert_allclose(kaplan_meier(time, event, reverse=True)[1], g_rev, rtol=1e-12)

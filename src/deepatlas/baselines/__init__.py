@@ -5,6 +5,6 @@ importing this package registers them all (the libraries they use are imported o
 baseline is fitted).
 """
 
-from . import boosting
+from . import boosting, coxph
 
-__all__ = ["boosting"]
+__all__ = ["boosting", "coxph"]
