@@ -143,8 +143,22 @@ def test_deepsurv_trains_on_gbsg2_and_predicts_survival_for_raw_rows(tmp_path: P
 
 @pytest.mark.parametrize("recipe", ["logistic-hazard-gbsg2", "deephit-gbsg2"])
 def test_discrete_recipes_train_and_predict(recipe: str, tmp_path: Path) -> None:
-    run = deepatlas.train(f"recipes/{recipe}.yaml", ["train.epochs=15"], runs_dir=tmp_path, progress=False)
+    run = deepatlas.train(f"recipes/{recipe}.yaml", ["train.epochs=30"], runs_dir=tmp_path, progress=False)
     test = run.summary["eval"]["test"]
     assert test["c_index"] > 0.6 and np.isfinite(test["ibs"])
     _, surv = deepatlas.load(run.id, runs_dir=tmp_path).predict_survival_function(load_gbsg2().head(3))
     assert surv.shape == (3, 101) and np.all(np.diff(surv, axis=1) <= 1e-7)
+
+
+def test_coxph_baseline_scores_a_fold_with_the_task_metrics() -> None:
+    from deepatlas.baselines.coxph import coxph
+    from deepatlas.build import build_task
+    from deepatlas.config import load_recipe
+    from deepatlas.data import load_dataset
+
+    config = load_recipe("recipes/deepsurv-gbsg2.yaml", ["data.folds=5", "data.fold=1"])
+    data = load_dataset(config.data)
+    task = build_task(config, data.meta)
+    scores = coxph(data, task)
+    assert set(scores) == {"c_index", "uno_c", "ibs"} <= set(task.metric_directions())
+    assert 0.6 < scores["c_index"] < 0.8 and 0.1 < scores["ibs"] < 0.25
