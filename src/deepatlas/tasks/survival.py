@@ -20,7 +20,8 @@ A batch is ``(TabularBatch, y)`` with y (B, 2) = [duration T, event d].
   -log sum_{k >= j} p_k) and L_2 the ranking loss (eq. 3): the mean over comparable pairs (d_i = 1,
   T_i < T_j) of exp(-(F_i(T_i) - F_j(T_i)) / sigma), F the cumulative incidence.
 
-Validation reports the loss, Harrell's C (the monitor) and, once the task is calibrated (the test
+Validation keeps each row's outputs (``rows/`` keys) and reports the loss of the whole split (the
+Cox likelihood does not split into batches), Harrell's C (the monitor) and, once the task is calibrated (the test
 evaluation), Uno's C truncated at the 90th percentile of training event times and the integrated
 Brier score over the training event-time deciles 1..9 with the Kaplan-Meier censoring distribution
 of the training split (see :mod:`deepatlas.metrics.survival`). A discrete model's risk score is minus
