@@ -8,7 +8,7 @@ baseline is fitted).
 from __future__ import annotations
 
 from ..errors import ConfigError, one_of, suggest
-from . import boosting, glm
+from . import boosting, coxph, glm
 from .registry import BASELINES, Baseline, register_baseline
 
 
@@ -19,4 +19,4 @@ def get_baseline(name: str) -> Baseline:
     return BASELINES[name]
 
 
-__all__ = ["BASELINES", "Baseline", "boosting", "get_baseline", "glm", "register_baseline"]
+__all__ = ["BASELINES", "Baseline", "boosting", "coxph", "get_baseline", "glm", "register_baseline"]

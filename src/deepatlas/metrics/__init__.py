@@ -13,22 +13,11 @@ from .intervals import (
     pinball_loss,
 )
 from .regression import regression_metrics, regression_stats
+from .survival import brier_score, harrell_c, integrated_brier_score, kaplan_meier, uno_c
 
 __all__ = [
-    "class_coverage",
-    "classification_metrics",
-    "classification_stats",
-    "conformal_coverage_band",
-    "coverage",
-    "coverage_band",
-    "crps_from_quantiles",
-    "feature_statistics",
-    "frechet_distance",
-    "inception_score",
-    "interval_score",
-    "mean_pinball",
-    "mean_width",
-    "pinball_loss",
-    "regression_metrics",
-    "regression_stats",
+    "brier_score", "class_coverage", "classification_metrics", "classification_stats", "conformal_coverage_band", "coverage",
+    "coverage_band", "crps_from_quantiles", "feature_statistics", "frechet_distance", "harrell_c", "inception_score",
+    "integrated_brier_score", "interval_score", "kaplan_meier", "mean_pinball", "mean_width", "pinball_loss",
+    "regression_metrics", "regression_stats", "uno_c",
 ]

@@ -1,6 +1,20 @@
 """Objectives: how a batch becomes losses and metrics. Importing registers them."""
 
-from . import classification, diffusion, gan, graph, language, quantile, regression, seq2seq, vae
+from . import (
+    classification,
+    diffusion,
+    gan,
+    graph,
+    language,
+    quantile,
+    regression,
+    seq2seq,
+    survival,
+    vae,
+)
 from .base import Evaluation, StepOutput, Task, accumulate
 
-__all__ = ["Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "gan", "graph", "language", "quantile", "regression", "seq2seq", "vae"]
+__all__ = [
+    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "gan", "graph", "language", "quantile",
+    "regression", "seq2seq", "survival", "vae",
+]
