@@ -15,3 +15,9 @@ def test_interval_tasks_draw_predicted_against_observed(recipe: str) -> None:
     assert figure.is_file()
     with Image.open(figure) as image:
         assert image.size[0] > 600 and image.getextrema() != ((255, 255), (255, 255), (255, 255), (255, 255))
+
+
+def test_survival_runs_draw_predicted_curves_against_kaplan_meier() -> None:
+    run = deepatlas.train("deepsurv-gbsg2", ["train.epochs=3", "train.checkpoint_every=0"], progress=False)
+    figure = run.path / "survival-test.png"
+    assert figure.is_file() and figure.stat().st_size > 10_000

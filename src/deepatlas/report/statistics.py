@@ -45,24 +45,51 @@ def plot_intervals(
 
 
 def plot_survival(
-    times: np.ndarray, curves: np.ndarray, path: str | Path, km_times: np.ndarray | None = None,
-    km: np.ndarray | None = None, labels: Sequence[str] | None = None, title: str = "",
+    times: np.ndarray, curves: np.ndarray, path: str | Path, observed: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    labels: Sequence[str] | None = None, title: str = "",
 ) -> Path:
-    """Predicted survival curves S(t | x) (one per row or group) and, dashed, the Kaplan-Meier estimate."""
+    """Predicted survival curves S(t) (one per row or group) and, dashed in the same colour, the
+    Kaplan-Meier estimate ``observed[i] = (times, S)`` of each group."""
     times, curves = np.asarray(times, dtype=float), np.atleast_2d(np.asarray(curves, dtype=float))
     fig, ax = _figure(figsize=(7, 4.5))
     for i, curve in enumerate(curves):
-        ax.step(times, curve, where="post", lw=1.5, label=labels[i] if labels else None)
-    if km_times is not None and km is not None:
-        ax.step(km_times, km, where="post", color="black", ls="--", lw=1.2, label="Kaplan-Meier (observed)")
+        name = labels[i] if labels else None
+        ax.step(times, curve, where="post", lw=1.6, color=f"C{i}", label=f"{name}: predicted" if name else None)
+        if observed is not None and i < len(observed):
+            km_times, km = observed[i]
+            ax.step(np.r_[0.0, km_times], np.r_[1.0, km], where="post", lw=1.1, ls="--", color=f"C{i}",
+                    label=f"{name}: Kaplan-Meier" if name else None)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("time")
     ax.set_ylabel("S(t)")
     ax.grid(alpha=0.3)
-    if labels or km is not None:
+    if labels:
         ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def survival_figures(task: Any, model: Any, batch: Any, folder: Path, split: str) -> list[Path]:
+    """Mean predicted survival of the rows in each third of predicted risk, against each third's Kaplan-Meier."""
+    from ..metrics.survival import kaplan_meier
+
+    if batch is None:
+        return []
+    inputs, y = batch
+    time, event = y[:, 0].detach().cpu().double().numpy(), y[:, 1].detach().cpu().numpy() > 0
+    if len(time) < 6:
+        return []
+    risk = task.predict(model, inputs)["prediction"].detach().cpu().double().numpy()
+    grid = np.linspace(0.0, float(time.max()), 200)
+    import torch
+
+    curves = task.predict_survival(model, inputs, torch.as_tensor(grid)).detach().cpu().double().numpy()
+    groups = np.array_split(np.argsort(risk), 3)
+    names = ("lowest risk third", "middle third", "highest risk third")
+    mean_curves = [curves[g].mean(axis=0) for g in groups]
+    observed = [kaplan_meier(time[g], event[g]) for g in groups]
+    path = Path(folder) / f"survival-{split}.png"
+    return [plot_survival(grid, np.stack(mean_curves), path, observed, names, title=f"{Path(folder).name} ({split})")]
 
 
 def interval_figures(task: Any, model: Any, batch: Any, folder: Path, split: str, label: str) -> list[Path]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -178,6 +179,13 @@ class SurvivalTask(Task):
     @torch.no_grad()
     def predict_survival(self, model: nn.Module, inputs: Any, times: torch.Tensor) -> torch.Tensor:
         return self.survival_from_outputs(model(inputs).float(), times)
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """Predicted survival of each third of predicted risk against its Kaplan-Meier curve."""
+        from ..report.statistics import survival_figures
+
+        return survival_figures(self, model, batch, folder, split)
 
 
 class DeepSurv(SurvivalTask):
