@@ -31,5 +31,5 @@ def setup_logging(quiet: bool, plain: bool) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(logging.WARNING)  # other libraries' info lines ("NumExpr defaulting to 2 threads.") stay out
     logging.getLogger("deepatlas").setLevel(level)
