@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import torch
 from torch import nn
 
-from ..nn import activation, gain_name, init_weights, norm1d
+from ..nn import gain_name, hidden_stack, init_weights
 from ..registry import register_model
 from ..schema import option
 from .base import ImageClassifier
@@ -40,14 +40,8 @@ class MLP(ImageClassifier):
         self.config = config
         c = config
         width_in = c.in_features or c.in_channels * c.input_size * c.input_size
-        layers: list[nn.Module] = []
-        for _ in range(c.depth):
-            layers += [nn.Linear(width_in, c.width), norm1d(c.norm, c.width), activation(c.activation)]
-            if c.dropout > 0:
-                layers.append(nn.Dropout(c.dropout))
-            width_in = c.width
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width_in, c.num_classes)
+        self.body = hidden_stack(width_in, c.depth, c.width, c.activation, c.norm, c.dropout)
+        self.head = nn.Linear(c.width if c.depth else width_in, c.num_classes)
         init_weights(self, c.init, gain_name(c.activation))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from typing import Literal, Optional
 import torch
 from torch import nn
 
-from ..nn import activation, gain_name, init_weights, norm1d
+from ..nn import gain_name, hidden_stack, init_weights
 from ..registry import register_model
 from ..schema import option
 
@@ -70,14 +70,9 @@ class TabularMLP(nn.Module):
         super().__init__()
         self.config = c = config
         self.features = FeatureEmbedding(c.num_numeric, tuple(c.cardinalities), c.embedding_dim, c.max_embedding)
-        width, layers = self.features.out_features, []
-        for _ in range(c.depth):
-            layers += [nn.Linear(width, c.width), norm1d(c.norm, c.width), activation(c.activation)]
-            if c.dropout > 0:
-                layers.append(nn.Dropout(c.dropout))
-            width = c.width
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, c.num_outputs)
+        width_in = self.features.out_features
+        self.body = hidden_stack(width_in, c.depth, c.width, c.activation, c.norm, c.dropout)
+        self.head = nn.Linear(c.width if c.depth else width_in, c.num_outputs)
         init_weights(self, c.init, gain_name(c.activation))
 
     def forward_features(self, x) -> torch.Tensor:

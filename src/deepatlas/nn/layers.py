@@ -37,3 +37,14 @@ def norm1d(name: str, width: int) -> nn.Module:
     if name == "layer":
         return nn.LayerNorm(width)
     raise ValueError(f"unknown norm {name!r}; choose from {', '.join(NORMS)}")
+
+
+def hidden_stack(width_in: int, depth: int, width: int, act: str, norm: str = "none", dropout: float = 0.0) -> nn.Sequential:
+    """``depth`` x (Linear -> norm -> activation -> dropout): the hidden layers of an MLP."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, width), norm1d(norm, width), activation(act)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width_in = width
+    return nn.Sequential(*layers)
