@@ -169,3 +169,21 @@ def test_a_trained_classifier_predicts_raw_rows_after_export(tmp_path: Path) -> 
     assert set(labels) <= {"yes", "no"}
     exported = deepatlas.load(predictor.export(tmp_path / "export"))
     assert np.array_equal(exported.predict_proba(raw.to_dict("records")), predictor.predict_proba(raw))
+
+
+def test_deepatlas_predict_reads_table_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from deepatlas.cli import app
+
+    df = frame(200)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    run = deepatlas.train("quickstart", [
+        "data.name=table", f"data.path={tmp_path / 't.csv'}", "data.target=label", "data.drop=[id]",
+        "model.name=tabular-mlp", "model.width=16", "train.epochs=2", "train.checkpoint_every=0",
+    ], progress=False)
+    df.head(3).drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
+    result = CliRunner().invoke(app, ["predict", run.id, str(tmp_path / "new.csv")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"{tmp_path / 'new.csv'}:1: ") and lines[0].split(": ")[1].split()[0] in ("yes", "no")

@@ -17,7 +17,7 @@ app = typer.Typer()
 @app.command()
 def predict(
     run: str = typer.Argument(..., help="Run id, prefix or folder, or an export folder."),
-    inputs: list[str] = typer.Argument(..., help="Image files (PNG/JPEG) or, for text runs, strings."),
+    inputs: list[str] = typer.Argument(..., help="Image files (PNG/JPEG), strings for text runs, CSV/Parquet files for table runs."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     device: Optional[str] = typer.Option(None, "--device", help="Device (default: the run's)."),
     runs_dir: Optional[Path] = RUNS_DIR,
@@ -27,20 +27,47 @@ def predict(
     from ..predict import load
 
     predictor = load(run, device=device, checkpoint=checkpoint, runs_dir=runs_dir)
-    images = predictor.preprocessor.kind == "images"
-    raw = [Path(i) for i in inputs] if images else inputs
+    kind = predictor.preprocessor.kind
+    if kind == "tabular":  # table files: one prediction per row
+        raw, inputs = _table_rows(inputs)
+    else:
+        raw = [Path(i) for i in inputs] if kind == "images" else inputs
     predictions = predictor.predict(raw)
-    rows = [{"input": i, "prediction": str(p)} for i, p in zip(inputs, predictions, strict=True)]
-    if "probabilities" in predictor.outputs(raw):
+    rows = [{"input": i, "prediction": _shown(p)} for i, p in zip(inputs, predictions, strict=True)]
+    outputs = predictor.outputs(raw)
+    if "probabilities" in outputs:
         confidence = predictor.predict_proba(raw).max(axis=-1)
         for row, c in zip(rows, confidence, strict=True):
             row["confidence"] = round(float(c if c.ndim == 0 else c[-1]), 4)
+    if "lower" in outputs and "upper" in outputs:  # an interval per row (distributional, quantile tasks)
+        for row, lo, hi in zip(rows, outputs["lower"].tolist(), outputs["upper"].tolist(), strict=True):
+            row["interval"] = [round(lo, 6), round(hi, 6)]
     if as_json:
         out.print_json(json.dumps(rows))
         return
     for row in rows:
         extra = f" ({row['confidence']:.3f})" if "confidence" in row else ""
+        extra += f" [{row['interval'][0]:.4g}, {row['interval'][1]:.4g}]" if "interval" in row else ""
         out.print(f"{row['input']}: {row['prediction']}{extra}", soft_wrap=True, markup=False)
+
+
+def _table_rows(files: list[str]) -> tuple[object, list[str]]:
+    """The rows of CSV/Parquet files as one DataFrame, and a name per row (``file:row``)."""
+    import pandas as pd
+
+    from ..data.tabular import read_table
+
+    frames = [read_table(Path(f)) for f in files]
+    names = [f"{f}:{i + 1}" for f, frame in zip(files, frames, strict=True) for i in range(len(frame))]
+    return pd.concat(frames, ignore_index=True), names
+
+
+def _shown(prediction: object) -> str:
+    """A prediction as printed: numbers to 6 significant digits, labels as they are."""
+    try:
+        return f"{float(prediction):.6g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(prediction)
 
 
 @app.command()
