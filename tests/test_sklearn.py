@@ -37,7 +37,7 @@ def _quiet() -> None:
 
 @parametrize_with_checks([
     TabularClassifier(**FAST), TabularRegressor(**REGRESS), DistributionalRegressor(distribution="student-t", **REGRESS),
-    QuantileRegressor(**{**REGRESS, "epochs": 20}),
+    QuantileRegressor(**{**REGRESS, "epochs": 20}), SurvivalRegressor(**FAST),
 ])
 def test_scikit_learn_estimator_checks(estimator, check) -> None:
     with warnings.catch_warnings():
@@ -108,4 +108,6 @@ def test_survival_estimator_with_scikit_survival_targets_in_cross_validation() -
     paired = np.stack([rossi["week"], rossi["arrest"]], axis=1)
     assert fitted.score(x, paired) == pytest.approx(fitted.score(x, y))
     with pytest.raises(ValueError, match="durations and events"):
-        SurvivalRegressor(**FAST).fit(x, rossi["week"])
+        SurvivalRegressor(**FAST).fit(x, np.ones((len(x), 3)))
+    uncensored = SurvivalRegressor(**FAST).fit(x, rossi["week"])  # durations alone: every event observed
+    assert uncensored.predictor_.meta["event_rate"] == 1.0

@@ -307,6 +307,12 @@ def survival_target(y: Any) -> tuple[np.ndarray, np.ndarray]:
         event_name = next((n for n in names if array[n].dtype == bool), names[0])
         time_name = next(n for n in names if n != event_name)
         return array[time_name].astype(np.float64), array[event_name].astype(np.float64)
+    if array.ndim == 1:  # durations alone: every event observed (no censoring)
+        duration = array.astype(np.float64)
+        return duration, np.ones_like(duration)
     if array.ndim != 2 or array.shape[1] != 2:
-        raise ValueError(f"y: expected (N, 2) durations and events or a structured (event, time) array, got shape {array.shape}.")
+        raise ValueError(
+            f"y: expected (N, 2) durations and events, a structured (event, time) array or (N,) uncensored durations, "
+            f"got shape {array.shape}."
+        )
     return array[:, 0].astype(np.float64), array[:, 1].astype(np.float64)
