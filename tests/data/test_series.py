@@ -132,3 +132,24 @@ def test_errors():
         series_from_frame(pd.DataFrame({"y": [1.0]}), "v")
     with pytest.raises(DataError, match="data.value"):
         load_series_csv(_config(SeriesFileOptions()))
+
+
+def test_preprocessor_round_trip_matches_the_test_windows(tmp_path):
+    from deepatlas.data.preprocess import load_preprocessor
+
+    rng = np.random.default_rng(2)
+    series = [_series(rng.normal(size=40).cumsum() + 10 * j, rng.normal(size=(40, 1)), name=f"s{j}") for j in range(2)]
+    opts = SeriesOptions(context=6, horizon=3, test_origins=2, val_origins=1)
+    data = SeriesData("toy", series, _config(opts))
+    data.save(tmp_path)
+    pre = load_preprocessor(tmp_path)
+    assert pre == data.preprocessor()
+    test = data.split("test")
+    for j, (i, t) in enumerate(data.origins["test"]):
+        raw = np.column_stack([series[i].values, series[i].covariates])[:t][None]  # the whole history before t
+        np.testing.assert_allclose(pre({"series": f"s{i}", "values": raw}).numpy(), test.inputs[j : j + 1].numpy(), rtol=1e-5)
+        np.testing.assert_allclose(pre.unscale(test.targets[j].numpy(), f"s{i}"), series[i].values[t : t + 3], rtol=1e-5)
+    with pytest.raises(DataError, match="expected"):
+        pre(np.zeros(3))
+    with pytest.raises(DataError, match="not one the model"):
+        pre({"series": "zz", "values": np.zeros((1, 6, 2))})

@@ -21,8 +21,9 @@ used: a forecaster trained here never needs the future of a covariate).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ import torch
 from ..errors import DataError
 from ..schema import option
 from .bundle import PairBatching, TensorPairs
+from .preprocess import KINDS
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,59 @@ def _fit_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and stds (a zero std becomes 1, so a constant column stays finite)."""
     mean, std = x.mean(axis=0), x.std(axis=0)
     return mean, np.where(std > 0, std, 1.0)
+
+
+@dataclass(frozen=True)
+class SeriesPreprocessor:
+    """Raw recent history -> scaled input windows (B, context, 1 + k), with each series' fitted scaling.
+
+    Accepts an array of raw values, (T,) or (B, T) for a series without covariates, or
+    (B, T, 1 + k) values then covariates, T >= context (the last ``context`` steps are used);
+    or a mapping ``{"series": id, "values": array}`` to use that series' scaling (default: the first).
+    :meth:`unscale` turns the model's scaled forecasts back into the series' units.
+    """
+
+    context: int
+    ids: tuple[str, ...]
+    mean: tuple[tuple[float, ...], ...]  # per series: the value's mean, then each covariate's
+    std: tuple[tuple[float, ...], ...]
+    kind: ClassVar[str] = "series"
+    tokenizer: ClassVar[None] = None
+
+    def _index(self, series: Any) -> int:
+        if series is None:
+            return 0
+        if str(series) not in self.ids:
+            raise DataError(f"series {series!r}: not one the model was trained on ({', '.join(self.ids[:10])}).")
+        return self.ids.index(str(series))
+
+    def __call__(self, raw: Any) -> torch.Tensor:
+        series = None
+        if isinstance(raw, Mapping):
+            series, raw = raw.get("series"), raw.get("values")
+        i, k = self._index(series), len(self.mean[0])
+        x = np.asarray(raw, dtype=np.float64)
+        x = x.reshape(1, -1, 1) if x.ndim == 1 else x[..., None] if x.ndim == 2 else x
+        if x.ndim != 3 or x.shape[2] != k or x.shape[1] < self.context:
+            raise DataError(f"series inputs: expected (B, T >= {self.context}, {k}) raw values (or (T,) / (B, T) without covariates), got {np.shape(raw)}.")
+        z = (x[:, -self.context:] - np.array(self.mean[i])) / np.array(self.std[i])
+        return torch.tensor(z, dtype=torch.float32)
+
+    def unscale(self, forecast: Any, series: Any = None) -> np.ndarray:
+        """Scaled forecasts of series ``series`` (default: the first) in the series' own units."""
+        i = self._index(series)
+        return np.asarray(forecast, dtype=np.float64) * self.std[i][0] + self.mean[i][0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"context": self.context, "ids": list(self.ids), "mean": [list(m) for m in self.mean], "std": [list(s) for s in self.std]}
+
+    @classmethod
+    def from_json(cls, spec: Mapping[str, Any]) -> SeriesPreprocessor:
+        return cls(int(spec["context"]), tuple(spec["ids"]), tuple(tuple(map(float, m)) for m in spec["mean"]),
+                   tuple(tuple(map(float, s)) for s in spec["std"]))
+
+
+KINDS[SeriesPreprocessor.kind] = SeriesPreprocessor
 
 
 class SeriesData(PairBatching):
@@ -127,6 +182,12 @@ class SeriesData(PairBatching):
         self.origins["val"] += [(i, t) for t in val]
         self.origins["test"] += [(i, t) for t in test]
 
+    def preprocessor(self) -> SeriesPreprocessor:
+        """Raw history -> the scaled input window, with the scaling fitted before the first evaluation origin."""
+        sc = self.scaling
+        return SeriesPreprocessor(self.options.context, tuple(s.id for s in self.series),
+                                  tuple((c["mean"], *c["covariate_mean"]) for c in sc), tuple((c["std"], *c["covariate_std"]) for c in sc))
+
     def scaled(self, i: int) -> np.ndarray:
         """Series ``i`` as (T, 1 + k) scaled values and covariates."""
         s, sc = self.series[i], self.scaling[i]
@@ -176,4 +237,4 @@ def series_from_frame(
     return out
 
 
-__all__ = ["Series", "SeriesData", "SeriesFileOptions", "SeriesOptions", "evaluation_origins", "series_from_frame"]
+__all__ = ["Series", "SeriesData", "SeriesFileOptions", "SeriesOptions", "SeriesPreprocessor", "evaluation_origins", "series_from_frame"]
