@@ -19,6 +19,9 @@ from .graph_csv import GraphCsvOptions, load_graph_csv
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
 from .planetoid import PlanetoidOptions, load_planetoid_data
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
+from .series import SeriesData, SeriesFileOptions
+from .series_sources import BUILTIN as SERIES
+from .series_sources import load_builtin_series, load_series_csv
 from .sources import load_digits, load_fashion_mnist, load_image_folder
 from .tabular import TabularBatch, TabularData, TabularOptions
 from .tabular_sources import BUILTIN as TABLES
@@ -104,6 +107,13 @@ DATASETS.register(
     doc="a pandas DataFrame of this Python process: data.frame=deepatlas.data.register_frame(df)",
 )
 
+for _name, _series in SERIES.items():
+    DATASETS.register(_name, partial(load_builtin_series, _name), _series.options, family="series", data_kinds=("series",), doc=_series.doc)
+DATASETS.register(
+    "series-csv", load_series_csv, SeriesFileOptions(), family="series", data_kinds=("series",),
+    doc="your series: data.path=rows.csv data.value=column [data.time, data.series_id, data.covariates=[...]]",
+)
+
 
 def load_dataset(config: Any, state_dir: Path | None = None) -> Any:
     """Load the dataset a :class:`~deepatlas.config.DataConfig` describes.
@@ -126,6 +136,7 @@ __all__ = [
     "ImageFolderOptions",
     "ImageOptions",
     "ImageSplit",
+    "SeriesData",
     "TabularBatch",
     "TabularData",
     "TextData",
