@@ -140,7 +140,7 @@ def coverage_study(
     """Test coverage and width of a quantile-regression recipe's conformal intervals over random splits.
 
     For each seed trains ``recipe`` with ``data.split_seed=seed`` (and ``overrides``; the recipe must
-    hold out ``data.calibration_fraction`` > 0 and ``train.test: true``), reads the test metrics of its
+    hold out ``data.calibration_fraction`` > 0, else a ConfigError; the test split is always evaluated), reads the test metrics of its
     conformalized interval, and on the same rows fits ``baseline()`` (default: scikit-learn's
     GradientBoostingRegressor) on train + val, then MAPIE's split conformal (absolute residuals)
     and MAPIE's CQR with three quantile gradient-boosting models, both conformalized on the
@@ -153,14 +153,22 @@ def coverage_study(
     import deepatlas
     from deepatlas.data import load_dataset
 
+    from .config import load_recipe
+    from .errors import ConfigError
     from .metrics.intervals import conformal_coverage_band, coverage_band, mean_width
     from .metrics.intervals import coverage as covered
 
+    overrides = [*overrides, "train.test=true", f"task.coverage={coverage}"]
+    config = load_recipe(recipe, overrides)
+    if config.task.name != "quantile-regression" or not getattr(config.data.options, "calibration_fraction", 0.0) > 0:
+        raise ConfigError(
+            f"{recipe}: a coverage study needs task.name=quantile-regression and data.calibration_fraction > 0 "
+            "(the rows that conformalize the interval), e.g. data.calibration_fraction=0.3."
+        )
     rows = []
     for seed in seeds:
         start = time.perf_counter()
-        run = deepatlas.train(recipe, [*overrides, f"data.split_seed={seed}", f"task.coverage={coverage}"],
-                              runs_dir=runs_dir, progress=False)
+        run = deepatlas.train(recipe, [*overrides, f"data.split_seed={seed}"], runs_dir=runs_dir, progress=False)
         test = run.summary["eval"]["test"]
         seconds = time.perf_counter() - start
         data = load_dataset(run.config.data)

@@ -134,3 +134,11 @@ def test_coverage_study_reports_every_method_on_the_same_splits(tmp_path) -> Non
         for name in ("", "mapie_split_", "mapie_cqr_"):
             assert 0.0 <= row[f"{name}coverage"] <= 1.0 and row[f"{name}width"] > 0
     assert set(result["inside"]) >= {"inside_band", "mapie_split_inside_conformal_band"}
+
+
+def test_coverage_study_needs_a_calibration_split(tmp_path) -> None:
+    from deepatlas.conformal import coverage_study
+    from deepatlas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="calibration_fraction > 0"):
+        coverage_study("quantile-engel", seeds=(0,), overrides=["data.calibration_fraction=0"], runs_dir=tmp_path)
