@@ -47,3 +47,9 @@ def test_not_a_table_or_unknown_baseline_is_one_line(tmp_path: Path) -> None:
     assert "unknown baseline 'hgbx'" in str(result.exception)
     result = runner.invoke(app, ["crossval", "quickstart", "--runs-dir", str(tmp_path)])
     assert "is not a table" in str(result.exception)
+
+
+def test_the_coverage_command_compares_with_mapie_on_the_same_splits(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["coverage", "quantile-engel", "train.epochs=3", "--splits", "2", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "deepatlas CQR" in result.output and "MAPIE split conformal" in result.output and "/2" in result.output

@@ -50,3 +50,26 @@ def crossval(
     seconds = "  ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     out.print(f"time: {seconds}")
     out.print(f"saved to {path}")
+
+
+@app.command()
+def coverage(
+    recipe: str = typer.Argument(..., help="A quantile-regression recipe with data.calibration_fraction > 0."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides."),
+    splits: int = typer.Option(20, "--splits", "-n", help="Random splits (data.split_seed = 0 .. n-1)."),
+    level: float = typer.Option(0.9, "--coverage", help="Nominal coverage of the intervals."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+) -> None:
+    """Conformal coverage over random splits next to MAPIE: `deepatlas coverage quantile-engel --splits 20` (needs mapie)."""
+    from ..conformal import coverage_study
+
+    setup_logging(True, True)
+    result = coverage_study(recipe, seeds=range(splits), overrides=list(overrides or []), runs_dir=runs_dir, coverage=level)
+    rows = result["splits"]
+    shown = table(["method", "mean coverage", "mean width", "splits inside binomial 95% band", "inside Beta-Binomial band"],
+                  title=f"{recipe}: {splits} splits at {level:.0%} (test rows {rows[0]['n_test']}, calibration rows {rows[0]['n_calibration']})")
+    for name, prefix in (("deepatlas CQR", ""), ("MAPIE split conformal", "mapie_split_"), ("MAPIE CQR", "mapie_cqr_")):
+        mean = result["mean"]
+        shown.add_row(name, f"{mean[prefix + 'coverage']:.4f}", f"{mean[prefix + 'width']:.4g}",
+                      f"{result['inside'][prefix + 'inside_band']}/{splits}", f"{result['inside'][prefix + 'inside_conformal_band']}/{splits}")
+    out.print(shown)
