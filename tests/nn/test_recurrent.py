@@ -69,10 +69,11 @@ def test_variable_lengths_equal_torch_packed(mode: str, impl: str, bidirectional
     x = torch.randn(4, 6, 5)
     lengths = torch.tensor([3, 6, 1, 4])  # unsorted: the batch order must come back
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    ref_packed, ref_final = oracle(packed)
+    hx = initial(mode, 2, 2 if bidirectional else 1, 4)  # in the batch's order, as torch takes it
+    ref_packed, ref_final = oracle(packed, hx)
     ref, _ = pad_packed_sequence(ref_packed, batch_first=True, total_length=6)
 
-    out_packed, final = ours(packed)  # a PackedSequence in, a PackedSequence out
+    out_packed, final = ours(packed, hx)  # a PackedSequence in, a PackedSequence out
     assert torch.equal(out_packed.batch_sizes, ref_packed.batch_sizes)
     assert torch.equal(out_packed.unsorted_indices, ref_packed.unsorted_indices)
     out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=6)
@@ -80,7 +81,7 @@ def test_variable_lengths_equal_torch_packed(mode: str, impl: str, bidirectional
 
     ours.zero_grad()
     oracle.zero_grad()
-    ref_packed, ref_final = oracle(packed)
+    ref_packed, ref_final = oracle(packed)  # and from zeros
     ref, _ = pad_packed_sequence(ref_packed, batch_first=True, total_length=6)
     out, final = ours(x, lengths=lengths)  # padded input with lengths: padded steps are zeros
     assert out.shape == (4, 6, 7 * (2 if bidirectional else 1))
