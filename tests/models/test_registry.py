@@ -24,6 +24,7 @@ from deepatlas.models.gan import GANConfig
 from deepatlas.models.gnn import GNN_CONFIGS, GATConfig
 from deepatlas.models.gpt import GPTConfig
 from deepatlas.models.resnet import ResNetConfig
+from deepatlas.models.rnn import CharRNNConfig
 from deepatlas.models.seq2seq import TransformerConfig
 from deepatlas.models.unet import UNetConfig
 from deepatlas.models.vae import VAEConfig
@@ -66,6 +67,8 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(input_size=32)
     elif isinstance(config, GPTConfig):
         out.update(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    elif isinstance(config, CharRNNConfig):
+        out.update(vocab_size=50, block_size=16, n_embd=8, hidden=16)
     elif isinstance(config, TransformerConfig):
         out.update(vocab_size=50, max_len=16, n_encoder_layers=2, n_decoder_layers=2, d_model=16, n_head=2, d_ff=32)
     elif isinstance(config, ViTConfig):

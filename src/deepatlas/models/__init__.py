@@ -14,6 +14,7 @@ from . import (
     gpt,
     mlp,
     resnet,
+    rnn,
     seq2seq,
     tabular,
     unet,
@@ -22,4 +23,4 @@ from . import (
 )
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
-__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "ft_transformer", "gan", "gnn", "gpt", "mlp", "resnet", "seq2seq", "tabular", "unet", "vae", "vit"]
+__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "ft_transformer", "gan", "gnn", "gpt", "mlp", "resnet", "rnn", "seq2seq", "tabular", "unet", "vae", "vit"]

@@ -1,0 +1,69 @@
+"""``deepatlas bench lstm``: our explicit and fused LSTM paths against torch.nn.LSTM.
+
+The three contenders have the same weights (copied from torch.nn.LSTM) and run the same
+step: forward over a (B, T, in) batch, a scalar loss over outputs, backward. ``explicit``
+runs the cell equations step by step (deepatlas.nn.recurrent); ``fused`` hands our
+parameters to torch's kernels (cuDNN on GPU) through torch.func.functional_call; ``torch``
+is torch.nn.LSTM itself. Timed in alternating rounds after warm-up (bench.common);
+reported: ms per step (medians) and the ratios torch / ours (> 1: ours is faster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..nn.recurrent import Recurrent
+from .common import alternate
+
+
+@dataclass(frozen=True)
+class LSTMBench:
+    input_size: int = 220
+    hidden_size: int = 220
+    num_layers: int = 2
+    seq_len: int = 64
+    batch_size: int = 12
+    bidirectional: bool = False
+    calls: int = 10
+    rounds: int = 5
+    warmup: int = 3
+
+
+def _step_fn(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        out, _ = module(x)
+        out.square().mean().backward()
+        module.zero_grad(set_to_none=True)
+
+    return step
+
+
+def run(bench: LSTMBench | None = None, device: torch.device | None = None) -> dict[str, Any]:
+    """ms per forward+backward step of each contender, the ratios torch / ours and the noise spread."""
+    b = bench or LSTMBench()
+    device = device or torch.device("cpu")
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional).to(device)
+    ours = {
+        impl: Recurrent("lstm", b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional, impl=impl).to(device)
+        for impl in ("explicit", "fused")
+    }
+    for module in ours.values():
+        module.load_state_dict(reference.state_dict())
+    x = torch.randn(b.batch_size, b.seq_len, b.input_size, device=device)
+    contenders = {"explicit": _step_fn(ours["explicit"], x), "fused": _step_fn(ours["fused"], x), "torch": _step_fn(reference, x)}
+    timing = alternate(contenders, calls=b.calls, rounds=b.rounds, warmup=b.warmup, device=device)
+    ms = {name: 1000 * timing.median(name) for name in contenders}
+    return {
+        "explicit_ms": ms["explicit"],
+        "fused_ms": ms["fused"],
+        "torch_ms": ms["torch"],
+        "explicit_ratio": ms["torch"] / ms["explicit"],
+        "fused_ratio": ms["torch"] / ms["fused"],
+        "tokens": b.batch_size * b.seq_len,
+        "spread": max(timing.spread(name) for name in contenders),
+    }
