@@ -106,3 +106,16 @@ def test_train_through_the_engine_and_predict_in_original_units(model: str, tmp_
     assert out["prediction"].shape == (1, 12) and out["quantiles"].shape == (1, 12, 3)
     assert bool((out["lower"] <= out["upper"]).all())
     assert 250 < float(out["prediction"].mean()) < 450  # ppm, not scaled units
+
+
+@pytest.mark.parametrize("levels", [(), (0.1, 0.5, 0.9)])
+def test_last_value_normalization_is_level_free(levels) -> None:
+    data = _data()
+    task = Forecasting(ForecastConfig(quantiles=levels, normalize="last"), data.meta)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(24, 12 * max(1, len(levels))))
+    x = data.split("test").inputs
+    shifted = x + 3.0  # the same window at another level: the forecast moves by the same amount
+    torch.testing.assert_close(task.forecast(net, shifted), task.forecast(net, x) + 3.0, atol=1e-4, rtol=1e-5)
+    raw = Forecasting(ForecastConfig(quantiles=levels, normalize="none"), data.meta)
+    assert not torch.allclose(raw.forecast(net, shifted), raw.forecast(net, x) + 3.0, atol=1e-3)

@@ -6,6 +6,12 @@ the origin: ``model(x)`` is (B, h) point forecasts, or with levels tau_1 < ... <
 :class:`~deepatlas.tasks.quantile.QuantileHead` construction (u_a = z_a + b_a, neighbours a
 softplus step apart; here in the series' scaled units, mean 0, std 1).
 
+With ``task.normalize=last`` (the default) the network sees the window relative to its last value
+and forecasts the change from it, f = g(x - x_c) + x_c on the value channel (covariates untouched;
+NLinear, Zeng, Chen, Zhang & Xu, 2023, sec. 4): a trending series (co2) leaves the range of the
+values the scaling was fitted on, and level-free inputs let the network extrapolate the level.
+Quantiles are shifted by the same x_c, so they still do not cross.
+
 Training losses, in scaled units: the MAE (``task.loss=mae``, the point forecast targets the
 median, which MASE rewards) or MSE; with quantiles the pinball loss averaged over steps and
 levels (Koenker & Bassett, 1978), rho_tau(e) = max(tau e, (tau - 1) e), from
@@ -50,6 +56,8 @@ class ForecastConfig:
     quantiles: tuple[float, ...] = option((), "quantile levels per step (increasing, in (0, 1)); empty: point forecasts",
                                           low=0.0, high=1.0)
     loss: Literal["mae", "mse"] = option("mae", "point forecasts: the training loss in scaled units")
+    normalize: Literal["last", "none"] = option(
+        "last", "last: the network sees the window minus its last value and forecasts the change (NLinear); none: raw windows")
 
 
 class Forecasting(Task):
@@ -89,11 +97,16 @@ class Forecasting(Task):
 
     def forecast(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """(B, h) point forecasts, or (B, h, Q) non-crossing quantiles, in scaled units."""
+        level = None
+        if self.config.normalize == "last":
+            level = x[:, -1:, :1].float()  # (B, 1, 1): the last value of the window
+            x = torch.cat([x[..., :1] - level, x[..., 1:]], dim=-1)
         out = model(x).float()
         if self.head is None:
-            return out
+            return out if level is None else out + level[:, :, 0]
         b, q = out.shape[0], len(self.levels)
-        return self.head.standardized(out.reshape(b * self.horizon, q)).reshape(b, self.horizon, q)
+        f = self.head.standardized(out.reshape(b * self.horizon, q)).reshape(b, self.horizon, q)
+        return f if level is None else f + level
 
     def _point(self, f: torch.Tensor) -> torch.Tensor:
         """The point forecast (B, h): itself, or the median (interpolated when 0.5 is not a level)."""
