@@ -156,6 +156,8 @@ class Forecasting(Task):
         return np.zeros(len(first), dtype=np.int64), None
 
     def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        if "n" not in totals:  # an empty split (data.val_origins=0): nothing to score
+            return {}
         n = float(totals["n"])
         out = {"loss": float(totals["loss"]) / n}
         y_scaled = totals["rows/target"].numpy()
