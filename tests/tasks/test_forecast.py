@@ -119,3 +119,18 @@ def test_last_value_normalization_is_level_free(levels) -> None:
     torch.testing.assert_close(task.forecast(net, shifted), task.forecast(net, x) + 3.0, atol=1e-4, rtol=1e-5)
     raw = Forecasting(ForecastConfig(quantiles=levels, normalize="none"), data.meta)
     assert not torch.allclose(raw.forecast(net, shifted), raw.forecast(net, x) + 3.0, atol=1e-3)
+
+
+def test_several_series_with_covariates_are_unscaled_per_series() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(120, dtype=np.float64)
+    series = [Series(name, level + scale * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.3, 120), rng.normal(size=(120, 1)), t)
+              for name, level, scale in (("a", 10.0, 1.0), ("b", 500.0, 40.0))]
+    opts = SeriesOptions(context=24, horizon=12, test_origins=2, val_origins=1)
+    data = SeriesData("two", series, DataConfig(name="series-csv", batch_size=3, options=opts), default_season=12)
+    task = Forecasting(ForecastConfig(normalize="none"), data.meta)
+    for split in ("val", "test"):
+        got = task.reduce(accumulate(task, SeasonalNaive(12, 12), data.eval_batches(split, torch.device("cpu"))))
+        want = evaluate_forecaster("seasonal-naive", data, split)
+        for key in ("mase", "smape", "mae"):
+            assert got[key] == pytest.approx(want[key], rel=1e-5), (split, key)
