@@ -10,7 +10,7 @@ from torch import nn
 import deepatlas
 from deepatlas.config import DataConfig
 from deepatlas.data.series import Series, SeriesData, SeriesOptions
-from deepatlas.errors import ConfigError
+from deepatlas.errors import CapabilityError, ConfigError
 from deepatlas.forecast_baselines import evaluate_forecaster, naive
 from deepatlas.metrics.intervals import coverage, mean_pinball
 from deepatlas.tasks.base import accumulate
@@ -106,6 +106,8 @@ def test_train_through_the_engine_and_predict_in_original_units(model: str, tmp_
     assert out["prediction"].shape == (1, 12) and out["quantiles"].shape == (1, 12, 3)
     assert bool((out["lower"] <= out["upper"]).all())
     assert 250 < float(out["prediction"].mean()) < 450  # ppm, not scaled units
+    assert predictor.predict_interval(history[None], 0.9).shape == (1, 12, 2)
+    assert predictor.predict_quantiles(history[None], [0.1, 0.5]).shape == (1, 12, 2)
 
 
 @pytest.mark.parametrize("levels", [(), (0.1, 0.5, 0.9)])
@@ -134,3 +136,24 @@ def test_several_series_with_covariates_are_unscaled_per_series() -> None:
         want = evaluate_forecaster("seasonal-naive", data, split)
         for key in ("mase", "smape", "mae"):
             assert got[key] == pytest.approx(want[key], rel=1e-5), (split, key)
+
+
+def test_quantile_capabilities_follow_the_levels() -> None:
+    data = _data()
+    point = Forecasting(ForecastConfig(), data.meta)
+    assert point.capabilities == {"predict"} and not point.can("quantiles")
+    task = Forecasting(ForecastConfig(quantiles=(0.05, 0.5, 0.95)), data.meta)
+    assert task.can("quantiles") and task.can("interval")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(24, 36))
+    x = data.split("test").inputs
+    q = task.predict_quantiles(net, x, [0.05, 0.25, 0.5, 0.95])
+    out = task.predict(net, x)
+    torch.testing.assert_close(q[..., 0], out["lower"])
+    torch.testing.assert_close(q[..., 2], out["prediction"])
+    assert bool((q[..., 1:] >= q[..., :-1]).all())
+    lo, hi = task.predict_interval(net, x, 0.9)
+    torch.testing.assert_close(lo, out["lower"])
+    torch.testing.assert_close(hi, out["upper"])
+    with pytest.raises(CapabilityError, match="outside the trained levels"):
+        task.predict_interval(net, x, 0.95)

@@ -27,13 +27,17 @@ values are averaged over windows as in M4 and in the baselines. With quantiles a
 band's coverage (when 0.05 and 0.95 are levels, else the outermost band) and the mean pinball
 loss in original units. A split is recognised from its windows (count and first outcomes); a
 split without window meta (``train``) reports MAE and sMAPE but no MASE.
+
+A run trained with two or more levels can also ``predict_quantiles`` (levels between the trained
+ones interpolated) and ``predict_interval`` (the raw quantile band, not conformalized); its
+capabilities are set per instance, since they follow ``task.quantiles``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -42,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, DataError
+from ..errors import CapabilityError, ConfigError, DataError
 from ..metrics.forecast import forecast_pinball, mae, smape
 from ..metrics.intervals import pinball
 from ..registry import TASKS
@@ -81,6 +85,8 @@ class Forecasting(Task):
         self.horizon = int(meta["horizon"])
         self.head = QuantileHead(levels, 0.0, 1.0) if levels else None
         self.band = self._band(levels)
+        if len(levels) >= 2:  # what a run can do depends on its levels: the instance narrows the class's declaration
+            self.capabilities = frozenset({"predict", "quantiles", "interval"})
 
     @staticmethod
     def _band(levels: tuple[float, ...]) -> tuple[int, int] | None:
@@ -189,15 +195,18 @@ class Forecasting(Task):
 
     # ----------------------------------------------------------------- predictions
 
-    @torch.no_grad()
-    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
-        """``prediction`` (B, h) in the series' units (the median with quantiles), ``lower``/``upper`` (the 90%
-        band, or the outermost levels) and ``quantiles`` (B, h, Q) when trained with quantiles."""
+    def _scaling(self) -> tuple[float, float]:
         scaling = self.meta["scaling"]
         if len(scaling) != 1:
             raise DataError(f"predict: this run was trained on {len(scaling)} series, whose scalings differ; "
                             "use the model's scaled output with the run's SeriesPreprocessor.unscale(forecast, series).")
-        mean, std = float(scaling[0]["mean"]), float(scaling[0]["std"])
+        return float(scaling[0]["mean"]), float(scaling[0]["std"])
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``prediction`` (B, h) in the series' units (the median with quantiles), ``lower``/``upper`` (the 90%
+        band, or the outermost levels) and ``quantiles`` (B, h, Q) when trained with quantiles."""
+        mean, std = self._scaling()
         f = self.forecast(model, inputs).double()
         out = {"prediction": self._point(f) * std + mean}
         if self.head is not None:
@@ -206,6 +215,29 @@ class Forecasting(Task):
             if self.band is not None:
                 out["lower"], out["upper"] = q[..., self.band[0]], q[..., self.band[1]]
         return out
+
+
+    @torch.no_grad()
+    def predict_quantiles(self, model: nn.Module, inputs: Any, quantiles: Sequence[float]) -> torch.Tensor:
+        """(B, h, len(quantiles)) in the series' units: trained levels exactly, levels between them interpolated
+        (monotone, so still non-crossing); levels outside the trained range are an error."""
+        if self.head is None:
+            raise self.cannot("predict quantiles (train with task.quantiles=[0.05,0.5,0.95])", name="forecasting")
+        outside = [t for t in quantiles if t < self.levels[0] - 1e-12 or t > self.levels[-1] + 1e-12]
+        if outside:
+            raise CapabilityError(f"quantiles: {outside} lie outside the trained levels {list(self.levels)}; "
+                                  "retrain with task.quantiles including them.")
+        mean, std = self._scaling()
+        f = self.forecast(model, inputs).double()
+        b = f.shape[0]
+        q = interpolate_quantiles(f.reshape(b * self.horizon, -1), self.levels, list(quantiles))
+        return q.reshape(b, self.horizon, len(quantiles)) * std + mean
+
+    @torch.no_grad()
+    def predict_interval(self, model: nn.Module, inputs: Any, coverage: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper), each (B, h): the quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
+        q = self.predict_quantiles(model, inputs, [(1 - coverage) / 2, (1 + coverage) / 2])
+        return q[..., 0], q[..., 1]
 
 
 TASKS.register(
