@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from deepatlas.models.base import DATA_BOUND_FIELDS
-from deepatlas.models.forecast import NBeats
+from deepatlas.models.forecast import BasisBlock, NBeats, fourier_basis
 from deepatlas.registry import create_model
 
 
@@ -44,3 +45,28 @@ def test_nbeats_shared_weights_within_a_stack() -> None:
 
 def test_window_length_is_data_bound() -> None:
     assert {"context", "input_size", "num_outputs"} <= set(DATA_BOUND_FIELDS)
+
+
+def test_interpretable_trend_stack_forecasts_a_polynomial_per_level() -> None:
+    torch.manual_seed(0)
+    model = create_model("nbeats-interpretable", context=10, horizon=8, num_outputs=16, stacks=1, blocks=2, width=8, degree=2)
+    f = model(torch.randn(3, 10, 1)).detach().double().reshape(3, 8, 2)  # (B, H, Q): the task's layout
+    t = np.arange(8) / 8
+    for b in range(3):
+        for q in range(2):
+            coef = np.polyfit(t, f[b, :, q].numpy(), 2)
+            np.testing.assert_allclose(np.polyval(coef, t), f[b, :, q].numpy(), atol=1e-5)
+    assert not torch.allclose(f[..., 0], f[..., 1])
+
+
+def test_interpretable_seasonality_stack_is_in_the_fourier_span() -> None:
+    torch.manual_seed(0)
+    model = create_model("nbeats-interpretable", context=12, horizon=12, num_outputs=12, stacks=2, blocks=1, width=8)
+    x = torch.randn(2, 12, 1)
+    backcast, _ = model.blocks[0](x.flatten(1))
+    _, season = model.blocks[1](x.flatten(1) - backcast)
+    basis = fourier_basis(12, 12, 12).double().numpy()  # (1 + 2 * 5, 12)
+    assert basis.shape == (11, 12)
+    coef, *_ = np.linalg.lstsq(basis.T, season.detach().double().numpy().T, rcond=None)
+    np.testing.assert_allclose(basis.T @ coef, season.detach().double().numpy().T, atol=1e-5)
+    assert isinstance(model.blocks[1], BasisBlock) and model.blocks[1].theta_b is None  # the last block: no backcast

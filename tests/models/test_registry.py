@@ -81,7 +81,7 @@ def tiny_overrides(config: object) -> dict[str, object]:
     elif isinstance(config, GNN_CONFIGS):
         out.update(hidden=8)
     elif hasattr(config, "context"):  # a window forecaster: 2 channels, a short window
-        out.update(context=8, input_size=2, num_outputs=6, width=16)
+        out.update(context=8, input_size=2, num_outputs=6, width=16, horizon=3)  # 2 outputs per step
     elif hasattr(config, "num_numeric"):  # a table: 3 numbers, two categorical columns
         out.update(num_numeric=3, cardinalities=(3, 5), num_outputs=4, width=16, d_token=16, n_heads=2)
     else:
