@@ -83,6 +83,8 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(hidden=4, heads=2)
     elif isinstance(config, GNN_CONFIGS):
         out.update(hidden=8)
+    elif hasattr(config, "context"):  # a window forecaster: 2 channels, a short window
+        out.update(context=8, input_size=2, num_outputs=6, width=16, horizon=3)  # 2 outputs per step
     elif hasattr(config, "num_numeric"):  # a table: 3 numbers, two categorical columns
         out.update(num_numeric=3, cardinalities=(3, 5), num_outputs=4, width=16, d_token=16, n_heads=2)
     else:
@@ -104,6 +106,8 @@ def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Grap
     c = model.config
     if hasattr(c, "num_numeric"):
         return tabular_input(c, batch)
+    if hasattr(c, "context"):  # a window forecaster: (B, context, channels)
+        return torch.randn(batch, c.context, c.input_size)
     if isinstance(c, GNN_CONFIGS):  # nodes with features, edges and the graph of each node
         return random_graphs(c.in_channels, graphs=batch)
     if hasattr(c, "vocab_size"):  # a sequence model: token ids
@@ -198,6 +202,9 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
         c = entry.config
         if hasattr(c, "num_numeric"):
             x = TabularBatch(torch.empty(2, c.num_numeric), torch.zeros(2, len(c.cardinalities), dtype=torch.long))
+            assert run(model, x).shape == expected_shape(model, x)
+        elif hasattr(c, "context"):
+            x = torch.empty(2, c.context, c.input_size)
             assert run(model, x).shape == expected_shape(model, x)
         elif hasattr(c, "vocab_size"):
             x = torch.ones(2, getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len, dtype=torch.long)

@@ -160,6 +160,7 @@ class SeriesData(PairBatching):
             "input_size": 1 + series[0].covariates.shape[1], "num_outputs": opts.horizon,
             "series": [s.id for s in series], "scaling": self.scaling,
             "sizes": {k: len(v) for k, v in self.splits.items()},
+            "windows": {k: self._window_meta(k) for k in ("val", "test")},
         }
 
     def _add_series(self, i: int, s: Series, stride: int) -> None:
@@ -181,6 +182,20 @@ class SeriesData(PairBatching):
         self.origins["train"] += [(i, t) for t in range(c, first_eval - h + 1)]
         self.origins["val"] += [(i, t) for t in val]
         self.origins["test"] += [(i, t) for t in test]
+
+    def _window_meta(self, split: str) -> dict[str, list[Any]]:
+        """Per evaluation window, in batch order: its series, origin, first outcome (raw) and MASE scale.
+
+        The scale is the in-sample seasonal-naive MAE of the whole history before the origin (the
+        denominator :func:`deepatlas.forecast_baselines.evaluate_forecaster` uses), which the input
+        window alone does not determine; a task reads it here to report the same MASE.
+        """
+        from ..metrics.forecast import seasonal_naive_scale
+
+        rows = self.origins[split]
+        return {"series": [i for i, _ in rows], "origin": [t for _, t in rows],
+                "first": [float(self.series[i].values[t]) for i, t in rows],
+                "mase_scale": [seasonal_naive_scale(self.series[i].values[:t], self.season) for i, t in rows]}
 
     def preprocessor(self) -> SeriesPreprocessor:
         """Raw history -> the scaled input window, with the scaling fitted before the first evaluation origin."""

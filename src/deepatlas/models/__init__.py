@@ -8,6 +8,7 @@ nothing of files, training loops or the CLI.
 from . import (
     bert,
     cnn,
+    forecast,
     ft_transformer,
     gan,
     gnn,
@@ -23,4 +24,7 @@ from . import (
 )
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
-__all__ = ["DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "ft_transformer", "gan", "gnn", "gpt", "mlp", "resnet", "rnn", "seq2seq", "tabular", "unet", "vae", "vit"]
+__all__ = [
+    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn", "gpt",
+    "mlp", "resnet", "rnn", "seq2seq", "tabular", "unet", "vae", "vit",
+]

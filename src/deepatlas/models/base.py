@@ -9,6 +9,7 @@ from torch import nn
 DATA_BOUND_FIELDS = (
     "in_channels", "num_classes", "input_size", "vocab_size", "pad_id", "bos_id", "eos_id",
     "num_numeric", "cardinalities",  # a table's inputs
+    "context", "horizon",  # a series window's length (input_size: its channels) and the steps forecast
     "num_outputs",  # what the task needs the network to output (Task.model_meta)
 )
 

@@ -3,6 +3,7 @@
 from . import (
     classification,
     diffusion,
+    forecast,
     gan,
     graph,
     language,
@@ -15,6 +16,6 @@ from . import (
 from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
-    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "gan", "graph", "language", "quantile",
+    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "forecast", "gan", "graph", "language", "quantile",
     "regression", "seq2seq", "survival", "vae",
 ]

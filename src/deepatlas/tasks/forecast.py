@@ -1,0 +1,246 @@
+"""Multi-horizon forecasting of windowed series, scored like the classical baselines.
+
+The model maps a scaled input window (B, context, 1 + k) to the ``horizon`` scaled values after
+the origin: ``model(x)`` is (B, h) point forecasts, or with levels tau_1 < ... < tau_Q
+(``task.quantiles``) (B, h * Q) raw outputs made into non-crossing quantiles per step by the
+:class:`~deepatlas.tasks.quantile.QuantileHead` construction (u_a = z_a + b_a, neighbours a
+softplus step apart; here in the series' scaled units, mean 0, std 1).
+
+With ``task.normalize=last`` (the default) the network sees the window relative to its last value
+and forecasts the change from it, f = g(x - x_c) + x_c on the value channel (covariates untouched;
+NLinear, Zeng, Chen, Zhang & Xu, 2023, sec. 4): a trending series (co2) leaves the range of the
+values the scaling was fitted on, and level-free inputs let the network extrapolate the level.
+Quantiles are shifted by the same x_c, so they still do not cross.
+
+Training losses, in scaled units: the MAE (``task.loss=mae``, the point forecast targets the
+median, which MASE rewards) or MSE; with quantiles the pinball loss averaged over steps and
+levels (Koenker & Bassett, 1978), rho_tau(e) = max(tau e, (tau - 1) e), from
+:func:`deepatlas.metrics.intervals.pinball`.
+
+Validation is in the series' original units: each window's forecast is unscaled with its
+series' fitted mean and std (the bundle meta's ``scaling``) and scored per window with
+:mod:`deepatlas.metrics.forecast`: MASE (Hyndman & Koehler, 2006) with the in-sample
+seasonal-naive MAE of the whole history before the origin as its scale (the meta's
+``windows[split].mase_scale``, the quantity
+:func:`deepatlas.forecast_baselines.evaluate_forecaster` divides by), sMAPE (M4), MAE; per-window
+values are averaged over windows as in M4 and in the baselines. With quantiles also the 90%
+band's coverage (when 0.05 and 0.95 are levels, else the outermost band) and the mean pinball
+loss in original units. A split is recognised from its windows (count and first outcomes); a
+split without window meta (``train``) reports MAE and sMAPE but no MASE.
+
+A run trained with two or more levels can also ``predict_quantiles`` (levels between the trained
+ones interpolated) and ``predict_interval`` (the raw quantile band, not conformalized); its
+capabilities are set per instance, since they follow ``task.quantiles``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CapabilityError, ConfigError, DataError
+from ..metrics.forecast import forecast_pinball, mae, smape
+from ..metrics.intervals import pinball
+from ..registry import TASKS
+from ..schema import option
+from .base import StepOutput, Task
+from .quantile import QuantileHead, interpolate_quantiles
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    quantiles: tuple[float, ...] = option((), "quantile levels per step (increasing, in (0, 1)); empty: point forecasts",
+                                          low=0.0, high=1.0)
+    loss: Literal["mae", "mse"] = option("mae", "point forecasts: the training loss in scaled units")
+    normalize: Literal["last", "none"] = option(
+        "last", "last: the network sees the window minus its last value and forecasts the change (NLinear); none: raw windows")
+
+
+class Forecasting(Task):
+    monitor = ("mase", "min")
+    directions: ClassVar[Mapping[str, str]] = {
+        "loss": "min", "mase": "min", "smape": "min", "mae": "min", "coverage90": "max", "pinball": "min",
+    }
+    capabilities = frozenset({"predict"})
+    predicts = "values"
+    data_kind = "series"
+
+    def __init__(self, config: ForecastConfig, meta: Mapping[str, Any]) -> None:
+        super().__init__(config, meta)
+        levels = tuple(float(t) for t in config.quantiles)
+        if any(not 0.0 < t < 1.0 for t in levels) or any(b <= a for a, b in itertools.pairwise(levels)):
+            raise ConfigError(f"task.quantiles: {list(levels)} must be increasing levels strictly between 0 and 1, "
+                              "e.g. [0.05, 0.5, 0.95] (or [] for point forecasts).")
+        if "horizon" not in meta or "scaling" not in meta:
+            raise DataError("data: the forecasting task needs a series dataset (co2, sunspots, elnino, series-csv...).")
+        self.levels = levels
+        self.horizon = int(meta["horizon"])
+        self.head = QuantileHead(levels, 0.0, 1.0) if levels else None
+        self.band = self._band(levels)
+        if len(levels) >= 2:  # what a run can do depends on its levels: the instance narrows the class's declaration
+            self.capabilities = frozenset({"predict", "quantiles", "interval"})
+
+    @staticmethod
+    def _band(levels: tuple[float, ...]) -> tuple[int, int] | None:
+        """Indices of the 0.05 and 0.95 levels (the 90% band), else of the outermost pair; None without two levels."""
+        if len(levels) < 2:
+            return None
+        near = [[i for i, t in enumerate(levels) if abs(t - p) < 1e-9] for p in (0.05, 0.95)]
+        return (near[0][0], near[1][0]) if near[0] and near[1] else (0, len(levels) - 1)
+
+    def model_meta(self) -> dict[str, Any]:
+        return {"num_outputs": self.horizon * max(1, len(self.levels))}
+
+    # ----------------------------------------------------------------- forecasts in scaled units
+
+    def forecast(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """(B, h) point forecasts, or (B, h, Q) non-crossing quantiles, in scaled units."""
+        level = None
+        if self.config.normalize == "last":
+            level = x[:, -1:, :1].float()  # (B, 1, 1): the last value of the window
+            x = torch.cat([x[..., :1] - level, x[..., 1:]], dim=-1)
+        out = model(x).float()
+        if self.head is None:
+            return out if level is None else out + level[:, :, 0]
+        b, q = out.shape[0], len(self.levels)
+        f = self.head.standardized(out.reshape(b * self.horizon, q)).reshape(b, self.horizon, q)
+        return f if level is None else f + level
+
+    def _point(self, f: torch.Tensor) -> torch.Tensor:
+        """The point forecast (B, h): itself, or the median (interpolated when 0.5 is not a level)."""
+        if self.head is None:
+            return f
+        b = f.shape[0]
+        return interpolate_quantiles(f.reshape(b * self.horizon, -1), self.levels, [0.5]).reshape(b, self.horizon)
+
+    def _loss_rows(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        f, y = self.forecast(model, x), y.float()
+        if self.head is not None:
+            tau = torch.tensor(self.levels, dtype=f.dtype, device=f.device)
+            rows = pinball(y[..., None], f, tau).mean(dim=(1, 2))
+        elif self.config.loss == "mse":
+            rows = F.mse_loss(f, y, reduction="none").mean(dim=1)
+        else:
+            rows = F.l1_loss(f, y, reduction="none").mean(dim=1)
+        return rows, f
+
+    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        rows, _ = self._loss_rows(model, batch)
+        loss = rows.mean()
+        return StepOutput(loss, {"loss": loss.detach()})
+
+    # ----------------------------------------------------------------- validation in original units
+
+    def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        rows, f = self._loss_rows(model, batch)
+        stats = {"n": torch.tensor(float(len(rows)), dtype=torch.float64), "loss": rows.double().sum(),
+                 "rows/target": batch[1].double(), "rows/point": self._point(f).double()}
+        if self.head is not None:
+            stats["rows/quantiles"] = f.double()
+        return stats
+
+    def _windows(self, first: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(series index, MASE scale) of each row: the split whose windows' first outcomes match ``first`` (scaled)."""
+        scaling = self.meta["scaling"]
+        for spec in (self.meta.get("windows") or {}).values():
+            series = np.asarray(spec["series"], dtype=np.int64)
+            if len(series) != len(first):
+                continue
+            mean = np.array([scaling[i]["mean"] for i in series])
+            std = np.array([scaling[i]["std"] for i in series])
+            if np.allclose(first * std + mean, spec["first"], rtol=1e-4, atol=1e-4 * std.max()):
+                return series, np.asarray(spec["mase_scale"], dtype=np.float64)
+        return np.zeros(len(first), dtype=np.int64), None
+
+    def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        if "n" not in totals:  # an empty split (data.val_origins=0): nothing to score
+            return {}
+        n = float(totals["n"])
+        out = {"loss": float(totals["loss"]) / n}
+        y_scaled = totals["rows/target"].numpy()
+        series, scale = self._windows(y_scaled[:, 0])
+        if scale is None and len(self.meta["scaling"]) > 1:
+            return out  # windows of several series that the meta does not place: no unscaling possible
+        y, point = self.unscale(y_scaled, series), self.unscale(totals["rows/point"].numpy(), series)
+        out["mae"] = float(np.mean([mae(a, b) for a, b in zip(y, point, strict=True)]))
+        out["smape"] = float(np.mean([smape(a, b) for a, b in zip(y, point, strict=True)]))
+        if scale is not None:
+            ae = np.array([mae(a, b) for a, b in zip(y, point, strict=True)])
+            out["mase"] = float(np.mean(np.where(scale > 0, ae / np.where(scale > 0, scale, 1.0),
+                                                 np.where(ae == 0, 0.0, math.inf))))
+        if "rows/quantiles" in totals:
+            q = self.unscale(totals["rows/quantiles"].numpy(), series)
+            out["pinball"] = forecast_pinball(y, q, self.levels)
+            if self.band is not None:
+                lo, hi = q[..., self.band[0]], q[..., self.band[1]]
+                out["coverage90"] = float(np.mean((lo <= y) & (y <= hi)))
+        return out
+
+    def unscale(self, values: np.ndarray, series: np.ndarray) -> np.ndarray:
+        """Scaled values (N, ...) of the windows of ``series`` (N,) in their series' units."""
+        scaling = self.meta["scaling"]
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        mean = np.array([scaling[i]["mean"] for i in series]).reshape(shape)
+        std = np.array([scaling[i]["std"] for i in series]).reshape(shape)
+        return values * std + mean
+
+    # ----------------------------------------------------------------- predictions
+
+    def _scaling(self) -> tuple[float, float]:
+        scaling = self.meta["scaling"]
+        if len(scaling) != 1:
+            raise DataError(f"predict: this run was trained on {len(scaling)} series, whose scalings differ; "
+                            "use the model's scaled output with the run's SeriesPreprocessor.unscale(forecast, series).")
+        return float(scaling[0]["mean"]), float(scaling[0]["std"])
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
+        """``prediction`` (B, h) in the series' units (the median with quantiles), ``lower``/``upper`` (the 90%
+        band, or the outermost levels) and ``quantiles`` (B, h, Q) when trained with quantiles."""
+        mean, std = self._scaling()
+        f = self.forecast(model, inputs).double()
+        out = {"prediction": self._point(f) * std + mean}
+        if self.head is not None:
+            q = f * std + mean
+            out["quantiles"] = q
+            if self.band is not None:
+                out["lower"], out["upper"] = q[..., self.band[0]], q[..., self.band[1]]
+        return out
+
+
+    @torch.no_grad()
+    def predict_quantiles(self, model: nn.Module, inputs: Any, quantiles: Sequence[float]) -> torch.Tensor:
+        """(B, h, len(quantiles)) in the series' units: trained levels exactly, levels between them interpolated
+        (monotone, so still non-crossing); levels outside the trained range are an error."""
+        if self.head is None:
+            raise self.cannot("predict quantiles (train with task.quantiles=[0.05,0.5,0.95])", name="forecasting")
+        outside = [t for t in quantiles if t < self.levels[0] - 1e-12 or t > self.levels[-1] + 1e-12]
+        if outside:
+            raise CapabilityError(f"quantiles: {outside} lie outside the trained levels {list(self.levels)}; "
+                                  "retrain with task.quantiles including them.")
+        mean, std = self._scaling()
+        f = self.forecast(model, inputs).double()
+        b = f.shape[0]
+        q = interpolate_quantiles(f.reshape(b * self.horizon, -1), self.levels, list(quantiles))
+        return q.reshape(b, self.horizon, len(quantiles)) * std + mean
+
+    @torch.no_grad()
+    def predict_interval(self, model: nn.Module, inputs: Any, coverage: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper), each (B, h): the quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
+        q = self.predict_quantiles(model, inputs, [(1 - coverage) / 2, (1 + coverage) / 2])
+        return q[..., 0], q[..., 1]
+
+
+TASKS.register(
+    "forecasting", Forecasting, ForecastConfig(), family="forecast",
+    doc="multi-horizon forecasting of series windows (MAE/MSE or pinball quantiles); MASE, sMAPE, MAE in original units",
+)
