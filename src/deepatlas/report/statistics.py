@@ -104,3 +104,44 @@ def interval_figures(task: Any, model: Any, batch: Any, folder: Path, split: str
     path = Path(folder) / f"intervals-{split}.png"
     return [plot_intervals(y.detach().cpu().double().numpy(), arrays["prediction"], path, arrays["lower"], arrays["upper"],
                            title=f"{Path(folder).name} ({split})", label=label)]
+
+
+def plot_forecasts(
+    history: np.ndarray, truth: np.ndarray, forecast: np.ndarray, path: str | Path, lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None, title: str = "",
+) -> Path:
+    """One panel per window: its context, the truth after the origin, the forecast and (shaded) its interval."""
+    history, truth, forecast = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (history, truth, forecast))
+    n = len(history)
+    fig, axes = _figure(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        c, h = history.shape[1], truth.shape[1]
+        past, future = np.arange(-c + 1, 1), np.arange(1, h + 1)
+        ax.plot(past, history[i], color="grey", lw=1.2, label="context")
+        ax.plot(future, truth[i], color="black", lw=1.4, marker="o", ms=3, label="truth")
+        ax.plot(future, forecast[i], color="C0", lw=1.6, marker="o", ms=3, label="forecast")
+        if lower is not None and upper is not None:
+            ax.fill_between(future, np.atleast_2d(lower)[i], np.atleast_2d(upper)[i], color="C0", alpha=0.25, label="interval")
+        ax.axvline(0.5, color="grey", ls=":", lw=1)
+        ax.set_xlabel("steps from the origin")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def forecast_figures(task: Any, model: Any, batch: Any, folder: Path, split: str, windows: int = 4) -> list[Path]:
+    """The last ``windows`` forecasts of a split's first batch against the truth (single-series runs)."""
+    if batch is None or len(task.meta.get("scaling") or []) != 1:
+        return []
+    inputs, y = batch
+    inputs, y = inputs[-windows:], y[-windows:]
+    scaling = task.meta["scaling"][0]
+    mean, std = float(scaling["mean"]), float(scaling["std"])
+    out = task.predict(model, inputs)
+    history = inputs[..., 0].detach().cpu().double().numpy() * std + mean
+    truth = y.detach().cpu().double().numpy() * std + mean
+    arrays = {k: v.detach().cpu().double().numpy() for k, v in out.items() if k in ("prediction", "lower", "upper")}
+    path = Path(folder) / f"forecasts-{split}.png"
+    return [plot_forecasts(history, truth, arrays["prediction"], path, arrays.get("lower"), arrays.get("upper"),
+                           title=f"{Path(folder).name} ({split}, last {len(truth)} windows)")]

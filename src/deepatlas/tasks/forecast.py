@@ -39,6 +39,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -192,6 +193,13 @@ class Forecasting(Task):
         mean = np.array([scaling[i]["mean"] for i in series]).reshape(shape)
         std = np.array([scaling[i]["std"] for i in series]).reshape(shape)
         return values * std + mean
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """The last windows' forecasts (and intervals) against the truth, in the series' units."""
+        from ..report.statistics import forecast_figures
+
+        return forecast_figures(self, model, batch, folder, split)
 
     # ----------------------------------------------------------------- predictions
 
