@@ -70,9 +70,10 @@ def crossval(
 
     if folds < 2:
         raise ConfigError(f"--folds: {folds} folds cannot cross-validate (use 2 or more).")
-    config = recipe if not isinstance(recipe, (str, Path)) else load_recipe(recipe, list(overrides))
-    if isinstance(recipe, (str, Path)):
-        overrides = ()
+    if isinstance(recipe, (str, Path)):  # the overrides are applied once, here
+        config, overrides = load_recipe(recipe, list(overrides)), ()
+    else:
+        config = recipe
     if DATASETS.get(config.data.name, "data.name").family != "tabular":
         raise ConfigError(f"data.name: {config.data.name} is not a table; cross-validation splits tables (data.folds).")
     chosen = [get_baseline(name) for name in baselines]

@@ -26,7 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .build import build_model, build_task, checkpoint_path, load_weights, restore_calibration
+from .build import (
+    build_model,
+    build_task,
+    checkpoint_path,
+    load_weights,
+    restore_calibration,
+    save_calibration_state,
+)
 from .config import Config, load_recipe
 from .data.preprocess import FILE as PREPROCESS_FILE
 from .data.preprocess import Preprocessor, load_preprocessor, save_preprocessor
@@ -195,8 +202,6 @@ class Predictor:
             save_file(state, str(tmp), metadata={"source": self.source, "hash": tensor_digest(state)})
         save_preprocessor(self.preprocessor, folder)
         if self.task.calibrates:  # the post-training state (baseline hazard, conformal correction) travels too
-            from .build import save_calibration_state
-
             save_calibration_state(self.task, folder)
         import deepatlas
 

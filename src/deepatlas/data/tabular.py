@@ -305,6 +305,14 @@ def read_table(path: Path) -> Any:
     return frame
 
 
+def no_column(key: str, where: str, column: str, frame: Any) -> DataError:
+    """The one-line error for a column ``key`` names that ``frame`` lacks, with its columns and a suggestion."""
+    from ..errors import suggest
+
+    columns = list(map(str, frame.columns))
+    return DataError(f"{key}: {where} has no column {column!r} (columns: {show_columns(columns)})." + suggest(column, columns))
+
+
 def infer_columns(frame: Any, exclude: Sequence[str], numeric: Sequence[str] | None, categorical: Sequence[str] | None,
                   where: str) -> tuple[list[str], list[str]]:
     """The numeric and categorical feature columns: declared ones checked, the others inferred from dtypes."""
@@ -314,9 +322,7 @@ def infer_columns(frame: Any, exclude: Sequence[str], numeric: Sequence[str] | N
     for declared, key in ((numeric, "data.numeric"), (categorical, "data.categorical")):
         for c in declared or ():
             if c not in frame.columns:
-                from ..errors import suggest
-
-                raise DataError(f"{key}: {where} has no column {c!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(c, frame.columns))
+                raise no_column(key, where, c, frame)
     if numeric is not None and categorical is not None:
         return list(numeric), list(categorical)
     fixed_num, fixed_cat = set(numeric or ()), set(categorical or ())
@@ -364,16 +370,12 @@ class TabularData(ShuffledBatches):
         numeric: Sequence[str] | None = None, categorical: Sequence[str] | None = None, drop: Sequence[str] = (),
         class_names: Sequence[str] | None = None, saved: TabularPreprocessor | None = None,
     ) -> None:
-        import pandas as pd
-
         opts: TabularOptions = config.options
         self.name, self.config = name, config
         where = name
         for column, key in ((target, "data.target"), (event, "data.event")):
             if column is not None and column not in frame.columns:
-                from ..errors import suggest
-
-                raise DataError(f"{key}: {where} has no column {column!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(column, frame.columns))
+                raise no_column(key, where, column, frame)
         exclude = [target, *([event] if event else []), *drop, *(opts.drop or ())]
         num, cat = infer_columns(frame, exclude, opts.numeric if opts.numeric is not None else numeric,
                                  opts.categorical if opts.categorical is not None else categorical, where)
@@ -405,7 +407,6 @@ class TabularData(ShuffledBatches):
         }
         if target_type == "class":  # class-weighted losses (task.class_weights) need the training counts
             self.meta["class_counts"] = torch.bincount(train_y, minlength=int(meta_target["num_classes"])).tolist()
-        _ = pd  # pandas is needed to get here; keep the import local
 
     # ----------------------------------------------------------------- targets and splits
 

@@ -32,7 +32,14 @@ from typing import Any, NamedTuple, Optional
 from ..errors import DataError
 from ..schema import option
 from .images import show_columns
-from .tabular import TabularData, TabularFileOptions, TabularOptions, read_table, saved_preprocessor
+from .tabular import (
+    TabularData,
+    TabularFileOptions,
+    TabularOptions,
+    no_column,
+    read_table,
+    saved_preprocessor,
+)
 
 
 class Table(NamedTuple):
@@ -141,10 +148,8 @@ def _from_frame(name: str, frame: Any, config: Any, state_dir: Path | None) -> T
     if opts.target is None:
         columns = show_columns(list(map(str, frame.columns)))
         raise DataError(f"data.target: name the target column of {name} (columns: {columns}).")
-    if opts.target not in frame.columns:
-        from ..errors import suggest
-
-        raise DataError(f"data.target: {name} has no column {opts.target!r} (columns: {show_columns(list(map(str, frame.columns)))})." + suggest(opts.target, frame.columns))
+    if opts.target not in frame.columns:  # checked here too: the target's type is read before the bundle is built
+        raise no_column("data.target", name, opts.target, frame)
     return TabularData(
         name, frame, config, target=opts.target, target_type=_target_type(frame, opts), event=opts.event,
         saved=saved_preprocessor(state_dir),

@@ -44,9 +44,7 @@ def pinball(y: torch.Tensor, q: torch.Tensor, tau: torch.Tensor | float) -> torc
 
 def pinball_loss(y: Any, q: Any, tau: float) -> float:
     """Mean pinball loss of quantile predictions ``q`` (n,) at level ``tau`` (equals sklearn's mean_pinball_loss)."""
-    y, q = np.asarray(y, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    e = y - q
-    return float(np.mean(np.maximum(tau * e, (tau - 1) * e)))
+    return float(pinball_losses(y, np.asarray(q, dtype=np.float64)[:, None], [tau])[0])
 
 
 def pinball_losses(y: Any, quantiles: Any, levels: Sequence[float]) -> np.ndarray:

@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from ..nn.attention import MultiHeadAttention
 from ..registry import register_model
 from ..schema import option
+from .tabular import TabularInputs
 
 
 class FeatureTokenizer(nn.Module):
@@ -101,10 +102,7 @@ class FTBlock(nn.Module):
 
 
 @dataclass(frozen=True)
-class FTTransformerConfig:
-    num_numeric: int = option(8, "numeric inputs and missing-value indicators (from the data)", low=0)
-    cardinalities: tuple[int, ...] = option((), "categories of each categorical column, with the unknown slot (from the data)")
-    num_outputs: int = option(1, "outputs: classes, distribution parameters, quantiles... (from the task)", low=1)
+class FTTransformerConfig(TabularInputs):
     d_token: int = option(192, "d, the width of every feature token (a multiple of n_heads)", low=1)
     n_blocks: int = option(3, "Transformer blocks", low=1)
     n_heads: int = option(8, "attention heads", low=1)

@@ -49,12 +49,24 @@ class FeatureEmbedding(nn.Module):
 
 
 @dataclass(frozen=True)
-class TabularMLPConfig:
+class TabularInputs:
+    """The keys every tabular network shares: what the data and the task decide."""
+
     num_numeric: int = option(8, "numeric inputs and missing-value indicators (from the data)", low=0)
     cardinalities: tuple[int, ...] = option((), "categories of each categorical column, with the unknown slot (from the data)")
     num_outputs: int = option(1, "outputs: classes, distribution parameters, quantiles... (from the task)", low=1)
+
+
+@dataclass(frozen=True)
+class EmbeddedInputs(TabularInputs):
+    """A tabular network that concatenates numbers and categorical embeddings (:class:`FeatureEmbedding`)."""
+
     embedding_dim: Optional[int] = option(None, "width of every categorical embedding (null: fastai's rule per column)", low=1)
     max_embedding: int = option(32, "largest embedding width of the rule of thumb", low=1)
+
+
+@dataclass(frozen=True)
+class TabularMLPConfig(EmbeddedInputs):
     depth: int = option(3, "hidden layers", low=0)
     width: int = option(256, "units per hidden layer", low=1)
     activation: Literal["relu", "gelu", "silu", "tanh", "elu", "leaky-relu"] = option("relu", "hidden activation")
@@ -83,12 +95,7 @@ class TabularMLP(nn.Module):
 
 
 @dataclass(frozen=True)
-class TabularResNetConfig:
-    num_numeric: int = option(8, "numeric inputs and missing-value indicators (from the data)", low=0)
-    cardinalities: tuple[int, ...] = option((), "categories of each categorical column, with the unknown slot (from the data)")
-    num_outputs: int = option(1, "outputs (from the task)", low=1)
-    embedding_dim: Optional[int] = option(None, "width of every categorical embedding (null: fastai's rule per column)", low=1)
-    max_embedding: int = option(32, "largest embedding width of the rule of thumb", low=1)
+class TabularResNetConfig(EmbeddedInputs):
     n_blocks: int = option(2, "residual blocks", low=1)
     width: int = option(192, "d, the width of the residual stream", low=1)
     hidden_factor: float = option(2.0, "d_hidden = hidden_factor * d inside each block", low=0.1)

@@ -34,12 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-
-
-def pinball(y: torch.Tensor, prediction: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor:
-    """rho_tau(y - prediction) = max(tau e, (tau - 1) e), elementwise."""
-    e = y - prediction
-    return torch.maximum(tau * e, (tau - 1) * e)
+from ..metrics.intervals import (
+    pinball,  # rho_tau(e) = max(tau e, (tau - 1) e): one definition, re-exported here
+)
 
 
 def huber(residual: torch.Tensor, delta: float = 1.0) -> torch.Tensor:

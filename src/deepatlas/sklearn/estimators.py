@@ -134,20 +134,25 @@ class _DeepatlasEstimator(BaseEstimator):
                 shutil.rmtree(folder, ignore_errors=True)
         return self
 
-    def _predictor(self, X: Any) -> tuple[Any, Any]:
+    def _fit_columns(self, frame: Any, targets: Mapping[str, Any], extra_data: Mapping[str, Any]) -> Any:
+        """Fit on ``frame`` with the target columns ``targets`` (each as long as the rows)."""
+        for values in targets.values():
+            if len(values) != len(frame):
+                raise ValueError(f"X has {len(frame)} samples but y has {len(values)}.")
+        return self._fit_frame(frame.assign(**targets), extra_data)
+
+    def _call(self, method: str, X: Any, *args: Any) -> Any:
+        """The fitted Predictor's ``method`` on the rows ``X``; deepatlas errors become ValueError, as scikit-learn expects."""
         check_is_fitted(self, "predictor_")
         frame = self._frame(X, reset=False)
         try:
-            return self.predictor_, frame
-        except DeepAtlasError as exc:  # pragma: no cover - preprocessing errors surface in the callers
-            raise ValueError(str(exc)) from None
-
-    def _call(self, method: str, X: Any, *args: Any) -> Any:
-        predictor, frame = self._predictor(X)
-        try:
-            return getattr(predictor, method)(frame, *args)
+            return getattr(self.predictor_, method)(frame, *args)
         except DeepAtlasError as exc:
             raise ValueError(str(exc)) from None
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The point prediction of each row (a mean, a median, a risk score)."""
+        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
 
 
 def _real_target(y: Any) -> np.ndarray:
@@ -170,10 +175,9 @@ class TabularClassifier(ClassifierMixin, _DeepatlasEstimator):
 
     def fit(self, X: Any, y: Any) -> TabularClassifier:
         from sklearn.utils.multiclass import check_classification_targets, unique_labels
-
-        frame = self._frame(X, reset=True)
         from sklearn.utils.validation import column_or_1d
 
+        frame = self._frame(X, reset=True)
         y = column_or_1d(y, warn=True)
         if len(y) != len(frame):
             raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
@@ -182,8 +186,7 @@ class TabularClassifier(ClassifierMixin, _DeepatlasEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"Classifier can't train when only one class is present ({self.classes_[0]!r}).")
         codes = np.searchsorted(self.classes_, y)
-        frame = frame.assign(**{TARGET: [str(c) for c in codes]})
-        return self._fit_frame(frame, {"target_type": "class"})
+        return self._fit_columns(frame, {TARGET: [str(c) for c in codes]}, {"target_type": "class"})
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, n_classes) probabilities, columns in the order of ``classes_``."""
@@ -208,13 +211,7 @@ class TabularRegressor(RegressorMixin, _DeepatlasEstimator):
 
     def fit(self, X: Any, y: Any) -> Any:
         frame = self._frame(X, reset=True)
-        y = _real_target(y)
-        if len(y) != len(frame):
-            raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
-        return self._fit_frame(frame.assign(**{TARGET: y}), {"target_type": "real"})
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+        return self._fit_columns(frame, {TARGET: _real_target(y)}, {"target_type": "real"})
 
 
 @_with_params(distribution="normal", loss="nll")
@@ -248,13 +245,8 @@ class QuantileRegressor(RegressorMixin, _DeepatlasEstimator):
 
     def fit(self, X: Any, y: Any) -> Any:
         frame = self._frame(X, reset=True)
-        y = _real_target(y)
-        if len(y) != len(frame):
-            raise ValueError(f"X has {len(frame)} samples but y has {len(y)}.")
-        return self._fit_frame(frame.assign(**{TARGET: y}), {"target_type": "real", "calibration_fraction": self.calibration_fraction})
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+        extra = {"target_type": "real", "calibration_fraction": self.calibration_fraction}
+        return self._fit_columns(frame, {TARGET: _real_target(y)}, extra)
 
     def predict_quantiles(self, X: Any, quantiles: Any = None) -> np.ndarray:
         return self._call("predict_quantiles", X, tuple(quantiles if quantiles is not None else self.quantiles))
@@ -280,12 +272,7 @@ class SurvivalRegressor(_DeepatlasEstimator):
     def fit(self, X: Any, y: Any) -> SurvivalRegressor:
         frame = self._frame(X, reset=True)
         duration, event = survival_target(y)
-        if len(duration) != len(frame):
-            raise ValueError(f"X has {len(frame)} samples but y has {len(duration)}.")
-        return self._fit_frame(frame.assign(**{TARGET: duration, EVENT: event}), {"target_type": "survival", "event": EVENT})
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self._call("predict", X), dtype=np.float64).reshape(-1)
+        return self._fit_columns(frame, {TARGET: duration, EVENT: event}, {"target_type": "survival", "event": EVENT})
 
     def predict_survival_function(self, X: Any, times: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """(times, S) with S (N, len(times)) the survival probabilities S(t | x)."""

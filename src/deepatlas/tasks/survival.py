@@ -30,6 +30,7 @@ its restricted mean survival time over the grid.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,15 +132,17 @@ class SurvivalTask(Task):
         if meta.get("target_type") not in (None, "survival") or (meta and "event_time_quantiles" not in meta):
             raise DataError("data: a survival task needs a survival table (data.target = the duration, data.event = the event flag).")
 
-    # subclasses: the loss of raw outputs, survival at times, a risk score
+    @abstractmethod
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The training loss of raw outputs (B, K) and targets (B, 2) = [duration, event]."""
 
+    @abstractmethod
     def survival_from_outputs(self, out: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, len(times)) survival probabilities from raw outputs."""
 
+    @abstractmethod
     def risk(self, out: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B,) risk scores (higher: earlier events) from raw outputs."""
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
         x, y = batch
@@ -242,9 +245,9 @@ class DiscreteSurvival(SurvivalTask):
         """0-based interval of each time, K for a time after the last cut."""
         return torch.searchsorted(self.cuts.to(time.device, time.dtype).contiguous(), time.contiguous(), right=False)
 
+    @abstractmethod
     def grid_survival(self, out: torch.Tensor) -> torch.Tensor:
         """(B, K) survival at the end of each interval, S(c_1..c_K)."""
-        raise NotImplementedError
 
     def survival_from_outputs(self, out: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         surv = self.grid_survival(out.double().cpu())
