@@ -120,6 +120,53 @@ def test_builtin_series_load():
         assert load_dataset(name).meta["season"] == season
 
 
+def test_sktime_series_load():
+    pytest.importorskip("sktime")
+    for name, length, season, first in (("airline", 144, 12, 112.0), ("lynx", 114, 10, 269.0), ("shampoo", 36, 1, 266.0)):
+        data = load_dataset(name)
+        assert len(data.series[0].values) == length and data.meta["season"] == season
+        assert data.series[0].values[0] == pytest.approx(first) and data.meta["sizes"]["train"] > 0
+
+
+def test_calibration_windows_are_held_out_of_training():
+    x = np.arange(80, dtype=np.float64) ** 1.2
+    opts = SeriesOptions(context=6, horizon=4, test_origins=2, val_origins=1, calibration_windows=5)
+    data = SeriesData("toy", [_series(x)], _config(opts))
+    v = data.origins["val"][0][1]
+    assert v == 68 and data.origins["calibration"] == [(0, t) for t in range(60, 65)]
+    # calibration targets end by the first validation origin; training targets end before the first calibration origin
+    assert all(t + 4 <= v for _, t in data.origins["calibration"])
+    assert data.origins["train"][-1] == (0, 56) and all(t + 4 <= 60 for _, t in data.origins["train"])
+    assert data.meta["sizes"]["calibration"] == 5 and data.meta["calibration_windows"] == 5
+    assert data.meta["windows"]["calibration"]["origin"] == list(range(60, 65))
+    assert data.meta["scaling"][0]["fit_end"] == v  # the scaling still sees everything before validation
+    plain = SeriesData("toy", [_series(x)], _config(dataclasses.replace(opts, calibration_windows=0)))
+    assert "calibration" not in plain.splits and plain.origins["train"][-1] == (0, 64)
+    with pytest.raises(DataError, match="calibration windows"):
+        SeriesData("toy", [_series(x)], _config(dataclasses.replace(opts, calibration_windows=60)))
+
+
+def test_no_evaluation_origins_trains_on_the_whole_series():
+    x = np.arange(40, dtype=np.float64)
+    opts = SeriesOptions(context=5, horizon=3, test_origins=0, val_origins=0)
+    data = SeriesData("toy", [_series(x)], _config(opts))
+    assert data.origins["train"][-1] == (0, 37) and not data.origins["val"] and not data.origins["test"]
+    assert data.meta["scaling"][0]["mean"] == pytest.approx(x.mean())
+
+
+def test_series_frame_dataset():
+    from deepatlas.data import register_frame
+    from deepatlas.data.series import SeriesFrameOptions
+    from deepatlas.data.series_sources import load_series_frame
+
+    frame = pd.DataFrame({"t": np.arange(50)[::-1], "y": np.arange(50, dtype=float)[::-1] ** 2})
+    opts = SeriesFrameOptions(frame=register_frame(frame), value="y", time="t", context=5, horizon=2, test_origins=2, val_origins=1)
+    data = load_series_frame(_config(opts))
+    np.testing.assert_allclose(data.series[0].values, np.arange(50.0) ** 2)  # sorted by time
+    with pytest.raises(DataError, match="register_frame"):
+        load_series_frame(_config(dataclasses.replace(opts, frame="df-nope")))
+
+
 def test_errors():
     opts = SeriesOptions(context=30, horizon=10, test_origins=3, val_origins=1)
     with pytest.raises(DataError, match="too few"):

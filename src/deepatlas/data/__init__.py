@@ -19,9 +19,9 @@ from .graph_csv import GraphCsvOptions, load_graph_csv
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
 from .planetoid import PlanetoidOptions, load_planetoid_data
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
-from .series import SeriesData, SeriesFileOptions
+from .series import SeriesData, SeriesFileOptions, SeriesFrameOptions
 from .series_sources import BUILTIN as SERIES
-from .series_sources import load_builtin_series, load_series_csv
+from .series_sources import load_builtin_series, load_series_csv, load_series_frame
 from .sources import load_digits, load_fashion_mnist, load_image_folder
 from .tabular import TabularBatch, TabularData, TabularOptions
 from .tabular_sources import BUILTIN as TABLES
@@ -112,6 +112,10 @@ for _name, _series in SERIES.items():
 DATASETS.register(
     "series-csv", load_series_csv, SeriesFileOptions(), family="series", data_kinds=("series",),
     doc="your series: data.path=rows.csv data.value=column [data.time, data.series_id, data.covariates=[...]]",
+)
+DATASETS.register(
+    "series-frame", load_series_frame, SeriesFrameOptions(), family="series", data_kinds=("series",),
+    doc="a pandas DataFrame of this process in long format: data.frame=deepatlas.data.register_frame(df) data.value=column",
 )
 
 

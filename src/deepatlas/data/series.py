@@ -13,7 +13,13 @@ last test origin is T - h, the ``test_origins`` test origins lie ``stride`` (def
 before it, the ``val_origins`` validation origins lie ``stride`` apart before the first test
 origin, and the training windows are every origin whose whole target ends at or before the first
 validation origin v. The scaling z = (x - mean) / std is fitted per series on x_1..x_{v-1} only,
-so no value at or after v reaches the training batches or the scaling.
+so no value at or after v reaches the training batches or the scaling. With no evaluation origin
+(``test_origins=0 val_origins=0``: a forecaster fitted on the whole history, as the estimator does)
+v is the series' length.
+
+``calibration_windows`` = K > 0 holds the K origins v - h - K + 1 .. v - h (stride 1, their targets
+ending by v) out of training for conformal forecast intervals, and the training windows then end
+before the first calibration origin, so no calibration target was ever a training target either.
 
 Only past covariates enter the input window (their values at the forecast steps are not
 used: a forecaster trained here never needs the future of a covariate).
@@ -40,21 +46,36 @@ class SeriesOptions:
 
     context: int = option(24, "input window: steps before the forecast origin the model sees", low=1)
     horizon: int = option(12, "steps forecast from each origin", low=1)
-    test_origins: int = option(4, "the last this many forecast origins of each series are the test split", low=1)
+    test_origins: int = option(4, "the last this many forecast origins of each series are the test split", low=0)
     val_origins: int = option(2, "forecast origins before the test ones that are the validation split", low=0)
+    calibration_windows: int = option(
+        0, "windows (stride 1) just before the validation origins held out from training for conformal intervals", low=0)
     stride: Optional[int] = option(None, "steps between successive evaluation origins (null: data.horizon)", low=1)
     season: Optional[int] = option(None, "seasonal period (12 for monthly data; null: the dataset's own, 1 when unknown)", low=1)
 
 
 @dataclass(frozen=True)
-class SeriesFileOptions(SeriesOptions):
-    """Your own series: a CSV (or Parquet) file in long format."""
+class SeriesColumnOptions(SeriesOptions):
+    """Your own series in long format (one row per series and time step): which column is what."""
 
-    path: Optional[str] = option(None, "a .csv, .tsv or .parquet file with a header row, one row per (series, time)")
-    time: Optional[str] = option(None, "the time column (rows are sorted by it; null: the file's row order)")
+    time: Optional[str] = option(None, "the time column (rows are sorted by it; null: the rows' order)")
     value: Optional[str] = option(None, "the column to forecast")
     series_id: Optional[str] = option(None, "the column naming the series of each row (null: one series)")
     covariates: tuple[str, ...] = option((), "exogenous numeric columns fed to the input window (their past values)")
+
+
+@dataclass(frozen=True)
+class SeriesFileOptions(SeriesColumnOptions):
+    """Your own series: a CSV (or Parquet) file in long format."""
+
+    path: Optional[str] = option(None, "a .csv, .tsv or .parquet file with a header row, one row per (series, time)")
+
+
+@dataclass(frozen=True)
+class SeriesFrameOptions(SeriesColumnOptions):
+    """Your own series: a pandas DataFrame of this process in long format."""
+
+    frame: Optional[str] = option(None, "the key deepatlas.data.register_frame(df) returned")
 
 
 class Series(NamedTuple):
@@ -67,11 +88,11 @@ class Series(NamedTuple):
 
 
 def evaluation_origins(length: int, horizon: int, n_test: int, n_val: int, stride: int) -> tuple[list[int], list[int]]:
-    """(validation origins, test origins) of a series of ``length``: the last test origin is length - horizon."""
+    """(validation origins, test origins) of a series of ``length``: the last evaluation origin is length - horizon,
+    the test origins are the last ``n_test``, the validation origins the ``n_val`` before them, ``stride`` apart."""
     last = length - horizon
-    test = [last - i * stride for i in reversed(range(n_test))]
-    val = [test[0] - i * stride for i in reversed(range(1, n_val + 1))]
-    return val, test
+    origins = [last - i * stride for i in reversed(range(n_val + n_test))]
+    return origins[:n_val], origins[n_val:]
 
 
 def _fit_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +167,7 @@ class SeriesData(PairBatching):
         self.series = series
         self.season = int(opts.season or default_season)
         stride = opts.stride or opts.horizon
-        self.origins: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
+        self.origins: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": [], "calibration": []}
         self.scaling: list[dict[str, Any]] = []
         for i, s in enumerate(series):
             self._add_series(i, s, stride)
@@ -154,24 +175,29 @@ class SeriesData(PairBatching):
             raise DataError(f"{name}: no training window fits (lower data.context, data.horizon or data.test_origins).")
         if config.limit is not None:
             self.origins["train"] = self.origins["train"][-config.limit:]
+        if not self.origins["calibration"]:
+            del self.origins["calibration"]
         self.splits = {k: self._windows(v) for k, v in self.origins.items()}
         self.meta = {
             "context": opts.context, "horizon": opts.horizon, "season": self.season,
             "input_size": 1 + series[0].covariates.shape[1], "num_outputs": opts.horizon,
-            "series": [s.id for s in series], "scaling": self.scaling,
+            "series": [s.id for s in series], "scaling": self.scaling, "calibration_windows": opts.calibration_windows,
             "sizes": {k: len(v) for k, v in self.splits.items()},
-            "windows": {k: self._window_meta(k) for k in ("val", "test")},
+            "windows": {k: self._window_meta(k) for k in ("val", "test", "calibration") if k in self.origins},
         }
 
     def _add_series(self, i: int, s: Series, stride: int) -> None:
         opts = self.options
         c, h = opts.context, opts.horizon
         val, test = evaluation_origins(len(s.values), h, opts.test_origins, opts.val_origins, stride)
-        first_eval = (val or test)[0]
-        if first_eval - h < c:
+        first_eval = (val or test or [len(s.values)])[0]
+        k = opts.calibration_windows
+        # training targets end before the first calibration origin (without calibration: before first_eval)
+        train_end = first_eval - h - k + 1 if k else first_eval
+        if train_end - h < c:
             raise DataError(
                 f"{self.name}: series {s.id!r} has {len(s.values)} steps, too few for context {c}, horizon {h}, "
-                f"{opts.val_origins} validation and {opts.test_origins} test origins (lower one of them)."
+                f"{k} calibration windows, {opts.val_origins} validation and {opts.test_origins} test origins (lower one of them)."
             )
         if not np.all(np.isfinite(s.values)) or not np.all(np.isfinite(s.covariates)):
             raise DataError(f"{self.name}: series {s.id!r} has missing or infinite values (fill them first).")
@@ -179,7 +205,8 @@ class SeriesData(PairBatching):
         mean, std = _fit_scale(fit)
         self.scaling.append({"id": s.id, "mean": float(mean[0]), "std": float(std[0]),
                              "covariate_mean": mean[1:].tolist(), "covariate_std": std[1:].tolist(), "fit_end": int(first_eval)})
-        self.origins["train"] += [(i, t) for t in range(c, first_eval - h + 1)]
+        self.origins["train"] += [(i, t) for t in range(c, train_end - h + 1)]
+        self.origins["calibration"] += [(i, t) for t in range(first_eval - h - k + 1, first_eval - h + 1)] if k else []
         self.origins["val"] += [(i, t) for t in val]
         self.origins["test"] += [(i, t) for t in test]
 
@@ -252,4 +279,4 @@ def series_from_frame(
     return out
 
 
-__all__ = ["Series", "SeriesData", "SeriesFileOptions", "SeriesOptions", "SeriesPreprocessor", "evaluation_origins", "series_from_frame"]
+__all__ = ["Series", "SeriesColumnOptions", "SeriesData", "SeriesFileOptions", "SeriesFrameOptions", "SeriesOptions", "SeriesPreprocessor", "evaluation_origins", "series_from_frame"]

@@ -5,23 +5,35 @@
 - ``sunspots``: yearly mean sunspot numbers 1700-2008 (SIDC): 309 years, season 11 (the solar cycle);
 - ``nile``: yearly flow of the Nile at Aswan 1871-1970 (Cobb, 1978): 100 years, no season;
 - ``elnino``: monthly sea-surface temperature of the El Nino region 1950-2010: 732 months, season 12;
-- ``macrodata``: US real GDP, quarterly 1959Q1-2009Q3: 203 quarters, season 4.
+- ``macrodata``: US real GDP, quarterly 1959Q1-2009Q3: 203 quarters, season 4;
+- ``airline``: monthly international airline passengers 1949-1960 (Box & Jenkins), from sktime: 144 months, season 12;
+- ``lynx``: yearly Canadian lynx trappings 1821-1934 (Elton & Nicholson), from sktime: 114 years, season 10 (the ~10-year cycle);
+- ``shampoo``: monthly shampoo sales over three years (Makridakis, Wheelwright & Hyndman), from sktime: 36 months, no season.
 
 Your own: ``series-csv`` (``data.path=file.csv data.value=column``, optionally ``data.time``,
-``data.series_id`` and ``data.covariates``).
+``data.series_id`` and ``data.covariates``), or a DataFrame of this process, ``series-frame``
+(``data.frame=deepatlas.data.register_frame(df)`` and the same column options).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-from .series import Series, SeriesData, SeriesFileOptions, SeriesOptions, series_from_frame
+from .series import (
+    Series,
+    SeriesData,
+    SeriesFileOptions,
+    SeriesFrameOptions,
+    SeriesOptions,
+    series_from_frame,
+)
 from .tabular import read_table
 
 
@@ -68,6 +80,15 @@ def _macrodata() -> list[Series]:
     return _one("macrodata", frame["realgdp"], times)
 
 
+def _sktime(loader: str) -> list[Series]:
+    try:
+        import sktime.datasets as sk_datasets
+    except ImportError:
+        raise DataError("this series ships inside sktime, which is not installed: pip install 'deepatlas[stats]'.") from None
+    y = getattr(sk_datasets, loader)()
+    return _one(str(y.name or loader.removeprefix("load_")), y.to_numpy(), y.index.astype(str).to_numpy())
+
+
 @dataclass(frozen=True)
 class Builtin:
     reader: Callable[[], list[Series]]
@@ -88,6 +109,12 @@ BUILTIN: dict[str, Builtin] = {
                       "El Nino sea-surface temperature, monthly 1950-2010 (statsmodels), 732 months, season 12"),
     "macrodata": Builtin(_macrodata, 4, SeriesOptions(context=16, horizon=8, test_origins=4, val_origins=2),
                          "US real GDP, quarterly 1959-2009 (statsmodels macrodata), 203 quarters, season 4"),
+    "airline": Builtin(partial(_sktime, "load_airline"), 12, SeriesOptions(context=24, horizon=12, test_origins=3, val_origins=1),
+                       "monthly airline passengers 1949-1960 (Box & Jenkins; sktime), 144 months, season 12"),
+    "lynx": Builtin(partial(_sktime, "load_lynx"), 10, SeriesOptions(context=20, horizon=10, test_origins=3, val_origins=1),
+                    "yearly Canadian lynx trappings 1821-1934 (sktime), 114 years, season 10"),
+    "shampoo": Builtin(partial(_sktime, "load_shampoo_sales"), 1, SeriesOptions(context=6, horizon=3, test_origins=3, val_origins=1),
+                       "monthly shampoo sales over 3 years (Makridakis et al.; sktime), 36 months, no season"),
 }
 
 
@@ -106,4 +133,16 @@ def load_series_csv(config: Any, state_dir: Path | None = None) -> SeriesData:
     return SeriesData(f"series-csv:{path}", series, config)
 
 
-__all__ = ["BUILTIN", "SeriesFileOptions", "SeriesOptions", "load_builtin_series", "load_series_csv"]
+def load_series_frame(config: Any, state_dir: Path | None = None) -> SeriesData:
+    from .tabular_sources import registered_frame
+
+    opts: SeriesFrameOptions = config.options
+    if not opts.value:
+        raise DataError("data.value: the series-frame dataset needs the column to forecast (data.value=column).")
+    frame = registered_frame(opts.frame, "data.name=series-csv data.path=...")
+    series = series_from_frame(frame, opts.value, opts.time, opts.series_id, tuple(opts.covariates), where=f"series-frame:{opts.frame}")
+    return SeriesData(f"series-frame:{opts.frame}", series, config)
+
+
+__all__ = ["BUILTIN", "SeriesFileOptions", "SeriesFrameOptions", "SeriesOptions", "load_builtin_series", "load_series_csv",
+           "load_series_frame"]

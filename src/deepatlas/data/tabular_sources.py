@@ -189,14 +189,19 @@ def register_frame(frame: Any) -> str:
     return key
 
 
+def registered_frame(key: str | None, from_file: str) -> Any:
+    """The DataFrame ``register_frame`` kept under ``key``; a clear error otherwise (``from_file``: the file alternative)."""
+    if key not in _FRAMES:
+        raise DataError(
+            f"data.frame: {key!r} is not a DataFrame of this process (register one with "
+            f"deepatlas.data.register_frame(df); to train from a file, use {from_file})."
+        )
+    return _FRAMES[key]
+
+
 def load_frame(config: Any, state_dir: Path | None = None) -> TabularData:
     opts: FrameOptions = config.options
-    if opts.frame not in _FRAMES:
-        raise DataError(
-            f"data.frame: {opts.frame!r} is not a DataFrame of this process (register one with "
-            "deepatlas.data.register_frame(df); to train from a file, use data.name=table data.path=...)."
-        )
-    return _from_frame(f"dataframe:{opts.frame}", _FRAMES[opts.frame], config, state_dir)
+    return _from_frame(f"dataframe:{opts.frame}", registered_frame(opts.frame, "data.name=table data.path=..."), config, state_dir)
 
 
 __all__ = ["BUILTIN", "FrameOptions", "TabularOptions", "load_builtin", "load_frame", "load_table", "register_frame"]
