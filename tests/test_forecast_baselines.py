@@ -49,6 +49,7 @@ def test_exactly_seasonal_series_is_forecast_exactly():
     data = _data(x, season=4)
     scores = evaluate_forecaster("seasonal-naive", data)
     assert scores["mase"] == 0.0 and scores["smape"] == 0.0 and scores["coverage90"] == 1.0 and scores["origins"] == 3.0
+    assert scores["width90"] == 0.0  # no residual in the history: a zero-width interval
     for fn in (ets, arima):
         f = fn(x[:40], 8, 4, 0.9)
         np.testing.assert_allclose(f.mean, x[40:48], atol=0.2)
@@ -71,7 +72,7 @@ def test_refit_on_the_past_only_and_scores_by_hand():
     expected_mase = np.mean([mase(x[t:t + 4], drift(x[:t], 4, 1, 0.9).mean, x[:t], 1) for t in origins])
     expected_smape = np.mean([smape(x[t:t + 4], drift(x[:t], 4, 1, 0.9).mean) for t in origins])
     assert scores["mase"] == pytest.approx(expected_mase) and scores["smape"] == pytest.approx(expected_smape)
-    assert "coverage90" not in scores  # this forecaster gives no interval
+    assert "coverage90" not in scores and "width90" not in scores  # this forecaster gives no interval
 
 
 @pytest.mark.parametrize("fn", [naive, seasonal_naive, ets, arima])

@@ -120,21 +120,25 @@ def evaluate_forecaster(
     """Refit ``forecaster`` at every origin of ``split`` on the raw values before it; mean MASE, sMAPE, coverage.
 
     Returns ``mase``, ``smape``, ``mae``, ``rmse`` (means over origins), ``coverage90`` (the share
-    of all forecast steps inside the interval; absent when the forecaster gives none) and ``origins``.
+    of all forecast steps inside the interval) and ``width90`` (its mean width; both absent when the
+    forecaster gives none; the suffix is ``level`` in percent) and ``origins``.
     """
     fn = get_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
     h, m = data.options.horizon, data.season
     rows: list[dict[str, float]] = []
     covered: list[np.ndarray] = []
+    widths: list[np.ndarray] = []
     for i, t in data.origins[split]:
         x = data.series[i].values
         f = fn(x[:t], h, m, level)
         rows.append(forecast_scores(x[t:t + h], f.mean, x[:t], m))
         if f.lower is not None and f.upper is not None:
             covered.append((f.lower <= x[t:t + h]) & (x[t:t + h] <= f.upper))
+            widths.append(np.asarray(f.upper, dtype=np.float64) - np.asarray(f.lower, dtype=np.float64))
     out = {k: float(np.mean([r[k] for r in rows])) for k in ("mase", "smape", "mae", "rmse")}
     if covered and len(covered) == len(rows):
         out[f"coverage{round(level * 100)}"] = float(np.mean(np.concatenate(covered)))
+        out[f"width{round(level * 100)}"] = float(np.mean(np.concatenate(widths)))
     out["origins"] = float(len(rows))
     log.debug("%s on %s/%s: %s", getattr(fn, "__name__", fn), data.name, split, out)
     return out

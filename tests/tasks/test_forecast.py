@@ -78,7 +78,7 @@ def test_quantiles_non_crossing_pinball_and_coverage_against_the_oracle() -> Non
     qo = data.unscale("test", q.detach().double().numpy())
     yo = data.unscale("test", y.double().numpy())
     assert got["pinball"] == pytest.approx(mean_pinball(yo.ravel(), qo.reshape(-1, 3), levels), rel=1e-6)
-    assert got["coverage90"] == pytest.approx(coverage(yo.ravel(), qo[..., 0].ravel(), qo[..., 2].ravel()))
+    assert got["coverage"] == pytest.approx(coverage(yo.ravel(), qo[..., 0].ravel(), qo[..., 2].ravel()))
     # the training loss is the pinball loss in scaled units, (tau - 1) e below the quantile (not (1 - tau) e)
     loss = task.training_step(net, (x, y), "main").loss.detach()
     want = mean_pinball(y.double().numpy().ravel(), q.detach().double().numpy().reshape(-1, 3), levels)
@@ -99,7 +99,7 @@ def test_train_through_the_engine_and_predict_in_original_units(model: str, tmp_
         overrides += ["model.depth=1"]
     run = deepatlas.train("mlp-forecast-co2", overrides, runs_dir=tmp_path, progress=False)
     test = run.summary["eval"]["test"]
-    assert {"mase", "smape", "mae", "pinball", "coverage90"} <= set(test) and np.isfinite(test["mase"])
+    assert {"mase", "smape", "mae", "pinball", "coverage", "width"} <= set(test) and np.isfinite(test["mase"])
     predictor = deepatlas.load(run.id, runs_dir=tmp_path)
     history = np.linspace(320, 360, 40)  # raw ppm, more than the 36-month context
     out = predictor.outputs(history[None])
@@ -157,3 +157,77 @@ def test_quantile_capabilities_follow_the_levels() -> None:
     torch.testing.assert_close(hi, out["upper"])
     with pytest.raises(CapabilityError, match="outside the trained levels"):
         task.predict_interval(net, x, 0.95)
+
+
+def test_conformal_correction_per_step_equals_the_order_statistic_and_covers() -> None:
+    from deepatlas.conformal import conformal_quantile
+
+    data = _data(n=260, calibration_windows=40)
+    task = Forecasting(ForecastConfig(normalize="none", coverage=0.9), data.meta)
+    assert task.calibrates and task.can("interval") and not task.can("quantiles")
+    model = SeasonalNaive(12, 12)
+    state = task.calibrate(model, data, torch.device("cpu"))
+    cal = data.split("calibration")
+    residual = (cal.targets.double() - model(cal.inputs).detach().double()).abs().numpy()  # (40, 12) in scaled units
+    want = [conformal_quantile(residual[:, j], 0.1) for j in range(12)]
+    np.testing.assert_allclose(state["correction"][:, 0].numpy(), want)
+    np.testing.assert_allclose(state["correction"][:, 1].numpy(), want)
+    assert int(state["n"]) == 40 and len(set(np.round(want, 9))) > 1  # one correction per step
+    task.load_calibration(state)
+    got = task.reduce(accumulate(task, model, data.eval_batches("test", torch.device("cpu"))))
+    test = data.split("test")
+    f = model(test.inputs).detach().double().numpy()
+    lo, hi = data.unscale("test", f - np.array(want)), data.unscale("test", f + np.array(want))
+    y = data.unscale("test", test.targets.double().numpy())
+    assert got["conformal_coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)))
+    assert got["conformal_width"] == pytest.approx(np.mean(hi - lo))
+    # a smaller correction covers less: the metric follows the band
+    task.load_calibration({**state, "correction": state["correction"] * 0.1})
+    assert task.reduce(accumulate(task, model, data.eval_batches("test", torch.device("cpu"))))["conformal_coverage"] < got["conformal_coverage"]
+
+
+def test_conformalized_quantile_band_is_cqr_per_step() -> None:
+    from deepatlas.conformal import conformal_quantile, cqr_scores
+
+    data = _data(n=260, calibration_windows=30)
+    task = Forecasting(ForecastConfig(quantiles=(0.1, 0.5, 0.9), coverage=0.8), data.meta)
+    assert task.band == (0, 2)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(24, 36))
+    state = task.calibrate(net, data, torch.device("cpu"))
+    cal = data.split("calibration")
+    q = task.forecast(net, cal.inputs).detach().double().numpy()
+    scores = cqr_scores(cal.targets.double().numpy(), q[..., 0], q[..., 2])
+    np.testing.assert_allclose(state["correction"][:, 0].numpy(), [conformal_quantile(scores[:, j], 0.2) for j in range(12)])
+    task.load_calibration(state)
+    x = data.split("test").inputs
+    raw_lo, raw_hi = task.predict_quantiles(net, x, [0.1, 0.9]).unbind(-1)
+    lo, hi = task.predict_interval(net, x, 0.8)
+    std = data.meta["scaling"][0]["std"]
+    torch.testing.assert_close(raw_lo - lo, (state["correction"][:, 0] * std).expand_as(lo))
+    torch.testing.assert_close(hi - raw_hi, (state["correction"][:, 1] * std).expand_as(hi))
+    with pytest.raises(CapabilityError, match="conformalized for coverage 0.8"):
+        task.predict_interval(net, x, 0.9)
+
+
+def test_calibrated_run_through_the_engine(tmp_path) -> None:
+    overrides = ["train.epochs=2", "model.width=16", "model.depth=1", "data.calibration_windows=24"]
+    run = deepatlas.train("mlp-forecast-co2", overrides, runs_dir=tmp_path, progress=False)
+    assert (run.path / "calibration.safetensors").is_file()
+    test = run.summary["eval"]["test"]
+    assert 0.0 <= test["conformal_coverage"] <= 1.0 and test["conformal_width"] > 0
+    predictor = deepatlas.load(run.id, runs_dir=tmp_path)
+    history = np.linspace(320, 360, 40)
+    band = predictor.predict_interval(history[None], 0.9)
+    out = predictor.outputs(history[None])
+    assert band.shape == (1, 12, 2) and bool((band[..., 0] < out["prediction"].numpy()).all())
+    np.testing.assert_allclose(band[..., 0], out["lower"].numpy())
+    with pytest.raises(CapabilityError, match="coverage 0.9"):
+        predictor.predict_interval(history[None], 0.8)
+    with pytest.raises(CapabilityError, match="quantiles"):
+        predictor.predict_quantiles(history[None], [0.5])
+
+
+def test_uncalibrated_point_run_has_no_interval() -> None:
+    task = Forecasting(ForecastConfig(), _data().meta)
+    assert not task.calibrates and not task.can("interval")

@@ -23,19 +23,32 @@ series' fitted mean and std (the bundle meta's ``scaling``) and scored per windo
 seasonal-naive MAE of the whole history before the origin as its scale (the meta's
 ``windows[split].mase_scale``, the quantity
 :func:`deepatlas.forecast_baselines.evaluate_forecaster` divides by), sMAPE (M4), MAE; per-window
-values are averaged over windows as in M4 and in the baselines. With quantiles also the 90%
-band's coverage (when 0.05 and 0.95 are levels, else the outermost band) and the mean pinball
-loss in original units. A split is recognised from its windows (count and first outcomes); a
-split without window meta (``train``) reports MAE and sMAPE but no MASE.
+values are averaged over windows as in M4 and in the baselines. With quantiles also the band's
+``coverage`` and ``width`` (the levels (1 - c)/2 and (1 + c)/2 for ``task.coverage`` = c, else the
+outermost pair) and the mean pinball loss in original units. A split is recognised from its windows
+(count and first outcomes); a split without window meta (``train``) reports MAE and sMAPE but no MASE.
+
+**Conformal intervals.** With ``data.calibration_windows`` = K > 0 (K windows before the validation
+origins that no training step sees) the run is calibrated after training, per forecast step j
+(the error grows with the lead time, so each step gets its own correction): split conformal
+(Lei et al., 2018) around the point forecast, scores |y_j - f_j|, or CQR (Romano et al., 2019)
+around the trained band, scores max(q_lo,j - y_j, y_j - q_hi,j); Q_j is the ceil((K + 1) c)-th
+smallest of the K scores (:mod:`deepatlas.conformal`), in scaled units, and the interval is
+[f_j - Q_j, f_j + Q_j] or [q_lo,j - Q_j, q_hi,j + Q_j]. The windows of one series overlap, so the
+scores are not exchangeable in the strict sense and the guarantee is approximate (what the test
+coverage measures). Once calibrated the evaluation reports ``conformal_coverage`` and
+``conformal_width``, ``predict`` gives the conformal ``lower``/``upper`` and ``predict_interval``
+answers at the calibrated coverage.
 
 A run trained with two or more levels can also ``predict_quantiles`` (levels between the trained
-ones interpolated) and ``predict_interval`` (the raw quantile band, not conformalized); its
-capabilities are set per instance, since they follow ``task.quantiles``.
+ones interpolated) and, uncalibrated, ``predict_interval`` from the raw quantile band; its
+capabilities are set per instance, since they follow ``task.quantiles`` and the calibration.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..conformal import conformal_quantile, cqr_scores
 from ..errors import CapabilityError, ConfigError, DataError
 from ..metrics.forecast import forecast_pinball, mae, smape
 from ..metrics.intervals import pinball
@@ -54,6 +68,8 @@ from ..registry import TASKS
 from ..schema import option
 from .base import StepOutput, Task
 from .quantile import QuantileHead, interpolate_quantiles
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,12 +79,15 @@ class ForecastConfig:
     loss: Literal["mae", "mse"] = option("mae", "point forecasts: the training loss in scaled units")
     normalize: Literal["last", "none"] = option(
         "last", "last: the network sees the window minus its last value and forecasts the change (NLinear); none: raw windows")
+    coverage: float = option(0.9, "the interval's nominal coverage: the quantile band (1-c)/2..(1+c)/2 and the conformal level",
+                             low=0.0, high=1.0)
 
 
 class Forecasting(Task):
     monitor = ("mase", "min")
     directions: ClassVar[Mapping[str, str]] = {
-        "loss": "min", "mase": "min", "smape": "min", "mae": "min", "coverage90": "max", "pinball": "min",
+        "loss": "min", "mase": "min", "smape": "min", "mae": "min", "coverage": "max", "width": "min", "pinball": "min",
+        "conformal_coverage": "max", "conformal_width": "min",
     }
     capabilities = frozenset({"predict"})
     predicts = "values"
@@ -80,21 +99,27 @@ class Forecasting(Task):
         if any(not 0.0 < t < 1.0 for t in levels) or any(b <= a for a, b in itertools.pairwise(levels)):
             raise ConfigError(f"task.quantiles: {list(levels)} must be increasing levels strictly between 0 and 1, "
                               "e.g. [0.05, 0.5, 0.95] (or [] for point forecasts).")
+        if not 0.0 < config.coverage < 1.0:
+            raise ConfigError(f"task.coverage: must lie strictly between 0 and 1, got {config.coverage} (e.g. 0.9).")
         if "horizon" not in meta or "scaling" not in meta:
             raise DataError("data: the forecasting task needs a series dataset (co2, sunspots, elnino, series-csv...).")
         self.levels = levels
         self.horizon = int(meta["horizon"])
         self.head = QuantileHead(levels, 0.0, 1.0) if levels else None
-        self.band = self._band(levels)
-        if len(levels) >= 2:  # what a run can do depends on its levels: the instance narrows the class's declaration
-            self.capabilities = frozenset({"predict", "quantiles", "interval"})
+        self.band = self._band(levels, config.coverage)
+        self.correction: np.ndarray | None = None  # (h, 2): Q_lo, Q_hi per step in scaled units, once calibrated
+        self.calibrated_coverage: float | None = None
+        # what a run can do depends on its levels and its calibration split: the instance narrows the class's declaration
+        self.calibrates = bool(meta.get("calibration_windows"))
+        caps = {"predict"} | ({"quantiles", "interval"} if len(levels) >= 2 else set()) | ({"interval"} if self.calibrates else set())
+        self.capabilities = frozenset(caps)
 
     @staticmethod
-    def _band(levels: tuple[float, ...]) -> tuple[int, int] | None:
-        """Indices of the 0.05 and 0.95 levels (the 90% band), else of the outermost pair; None without two levels."""
+    def _band(levels: tuple[float, ...], coverage: float) -> tuple[int, int] | None:
+        """Indices of the levels (1 - c)/2 and (1 + c)/2, else of the outermost pair; None without two levels."""
         if len(levels) < 2:
             return None
-        near = [[i for i, t in enumerate(levels) if abs(t - p) < 1e-9] for p in (0.05, 0.95)]
+        near = [[i for i, t in enumerate(levels) if abs(t - p) < 1e-9] for p in ((1 - coverage) / 2, (1 + coverage) / 2)]
         return (near[0][0], near[1][0]) if near[0] and near[1] else (0, len(levels) - 1)
 
     def model_meta(self) -> dict[str, Any]:
@@ -183,8 +208,54 @@ class Forecasting(Task):
             out["pinball"] = forecast_pinball(y, q, self.levels)
             if self.band is not None:
                 lo, hi = q[..., self.band[0]], q[..., self.band[1]]
-                out["coverage90"] = float(np.mean((lo <= y) & (y <= hi)))
+                out["coverage"], out["width"] = float(np.mean((lo <= y) & (y <= hi))), float(np.mean(hi - lo))
+        if self.correction is not None:
+            scaled = totals["rows/quantiles"] if "rows/quantiles" in totals else totals["rows/point"]
+            lo, hi = (self.unscale(b.numpy(), series) for b in self.conformal_band(scaled))
+            out["conformal_coverage"] = float(np.mean((lo <= y) & (y <= hi)))
+            out["conformal_width"] = float(np.mean(hi - lo))
         return out
+
+    # ----------------------------------------------------------------- conformal calibration
+
+    def _base_band(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The band the correction widens, (B, h) each: the quantile band, or the point forecast twice."""
+        if self.band is not None and f.ndim == 3:
+            return f[..., self.band[0]], f[..., self.band[1]]
+        point = self._point(f)
+        return point, point
+
+    def conformal_band(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper), each (B, h) in scaled units: the base band widened by the per-step correction."""
+        if self.correction is None:
+            raise CapabilityError("interval: this forecasting run is not calibrated (train with data.calibration_windows > 0).")
+        lo, hi = self._base_band(f)
+        c = torch.as_tensor(self.correction, dtype=lo.dtype, device=lo.device)
+        return lo - c[:, 0], hi + c[:, 1]
+
+    @torch.no_grad()
+    def calibrate(self, model: nn.Module, data: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """Per-step split-conformal (point) or CQR (quantile) corrections on the calibration windows (scaled units)."""
+        ys, fs = [], []
+        for x, y in data.eval_batches("calibration", device):
+            fs.append(self.forecast(model, x).double().cpu()), ys.append(y.double().cpu())
+        y, f = torch.cat(ys), torch.cat(fs)
+        lo, hi = self._base_band(f)
+        scores = cqr_scores(y.numpy(), lo.numpy(), hi.numpy())  # |y - f| when lo = hi = f
+        alpha = 1.0 - self.config.coverage
+        q = np.array([conformal_quantile(scores[:, j], alpha) for j in range(self.horizon)])
+        if np.isinf(q).any():
+            log.warning("conformal: %d calibration windows are too few for coverage %.3f; the intervals are infinite "
+                        "(raise data.calibration_windows to at least %d)", len(y), self.config.coverage,
+                        math.ceil(self.config.coverage / alpha - 1e-9))
+        return {"correction": torch.tensor(np.stack([q, q], axis=1), dtype=torch.float64),
+                "coverage": torch.tensor(self.config.coverage, dtype=torch.float64),
+                "n": torch.tensor(len(y), dtype=torch.int64)}
+
+    def load_calibration(self, state: Mapping[str, torch.Tensor]) -> None:
+        super().load_calibration(state)
+        self.correction = state["correction"].double().numpy()
+        self.calibrated_coverage = float(state["coverage"])
 
     def unscale(self, values: np.ndarray, series: np.ndarray) -> np.ndarray:
         """Scaled values (N, ...) of the windows of ``series`` (N,) in their series' units."""
@@ -212,16 +283,19 @@ class Forecasting(Task):
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
-        """``prediction`` (B, h) in the series' units (the median with quantiles), ``lower``/``upper`` (the 90%
-        band, or the outermost levels) and ``quantiles`` (B, h, Q) when trained with quantiles."""
+        """``prediction`` (B, h) in the series' units (the median with quantiles), ``lower``/``upper`` (the
+        conformal interval once calibrated, else the quantile band at ``task.coverage`` or the outermost levels)
+        and ``quantiles`` (B, h, Q) when trained with quantiles."""
         mean, std = self._scaling()
         f = self.forecast(model, inputs).double()
         out = {"prediction": self._point(f) * std + mean}
         if self.head is not None:
-            q = f * std + mean
-            out["quantiles"] = q
-            if self.band is not None:
-                out["lower"], out["upper"] = q[..., self.band[0]], q[..., self.band[1]]
+            out["quantiles"] = f * std + mean
+        if self.correction is not None:
+            lo, hi = self.conformal_band(f)
+            out["lower"], out["upper"] = lo * std + mean, hi * std + mean
+        elif self.band is not None:
+            out["lower"], out["upper"] = out["quantiles"][..., self.band[0]], out["quantiles"][..., self.band[1]]
         return out
 
 
@@ -243,7 +317,15 @@ class Forecasting(Task):
 
     @torch.no_grad()
     def predict_interval(self, model: nn.Module, inputs: Any, coverage: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lower, upper), each (B, h): the quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
+        """(lower, upper), each (B, h): the conformal interval of a calibrated run (only at its coverage); an
+        uncalibrated quantile run's quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
+        if self.correction is not None:
+            if abs(coverage - float(self.calibrated_coverage)) > 1e-9:
+                raise CapabilityError(
+                    f"coverage: this run's intervals are conformalized for coverage {self.calibrated_coverage:g}, not "
+                    f"{coverage:g}; retrain with task.coverage={coverage:g} (the correction is fitted after training).")
+            out = self.predict(model, inputs)
+            return out["lower"], out["upper"]
         q = self.predict_quantiles(model, inputs, [(1 - coverage) / 2, (1 + coverage) / 2])
         return q[..., 0], q[..., 1]
 
