@@ -70,3 +70,45 @@ def test_interpretable_seasonality_stack_is_in_the_fourier_span() -> None:
     coef, *_ = np.linalg.lstsq(basis.T, season.detach().double().numpy().T, rcond=None)
     np.testing.assert_allclose(basis.T @ coef, season.detach().double().numpy().T, atol=1e-5)
     assert isinstance(model.blocks[1], BasisBlock) and model.blocks[1].theta_b is None  # the last block: no backcast
+
+
+def test_encoder_and_transformer_forecasters_shapes_with_covariates() -> None:
+    x = torch.randn(5, 10, 3)
+    for name in ("lstm-forecaster", "gru-forecaster", "transformer-forecaster"):
+        model = create_model(name, context=10, input_size=3, num_outputs=8)
+        assert model(x).shape == (5, 8), name
+
+
+def test_recurrent_forecaster_is_the_last_state_of_torch_lstm_through_a_linear_head() -> None:
+    torch.manual_seed(0)
+    model = create_model("lstm-forecaster", context=7, input_size=2, num_outputs=4, hidden=5, layers=2)
+    ref = torch.nn.LSTM(2, 5, 2, batch_first=True)
+    ref.load_state_dict({k.removeprefix("rnn."): v for k, v in model.state_dict().items() if k.startswith("rnn.")})
+    x = torch.randn(3, 7, 2)
+    out, _ = ref(x)
+    torch.testing.assert_close(model(x), model.head(out[:, -1]), atol=1e-6, rtol=1e-5)
+
+
+def test_patchtst_patches_pad_the_end_and_are_step_major() -> None:
+    model = create_model("transformer-forecaster", context=5, input_size=2, num_outputs=3, patch_len=2, stride=2,
+                         d_model=8, n_head=2, d_ff=16, n_layer=1)
+    assert model.patches == 3  # floor((5 - 2) / 2) + 2
+    x = torch.arange(10, dtype=torch.float32).reshape(1, 5, 2)  # step t: (2t, 2t + 1)
+    p = model.patchify(x)
+    assert p.shape == (1, 3, 4)
+    torch.testing.assert_close(p[0], torch.tensor([[0.0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]]))  # the last step repeated
+
+
+def test_patchtst_positions_matter_and_patch_length_is_checked() -> None:
+    from deepatlas.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = create_model("transformer-forecaster", context=12, num_outputs=3, patch_len=4, stride=4, d_model=8, n_head=2,
+                         d_ff=16, n_layer=1, dropout=0.0).eval()
+    x = torch.randn(2, 12, 1)
+    swapped = torch.cat([x[:, 4:8], x[:, :4], x[:, 8:]], dim=1)  # two patches exchanged
+    assert not torch.allclose(model(x), model(swapped), atol=1e-4)
+    import pytest
+
+    with pytest.raises(ConfigError, match="patch_len"):
+        create_model("transformer-forecaster", context=4, patch_len=6)

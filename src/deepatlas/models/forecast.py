@@ -24,6 +24,20 @@ the value, then the covariates) come from the data.
   (0, ..., L - 1) / H, the same frequencies continued backwards, as in the authors' code), with
   the blocks' weights shared within a stack. Stacks alternate trend, seasonality. With Q quantile
   outputs per step (num_outputs = H * Q) each basis gets Q coefficient vectors, one curve per level.
+- **lstm-forecaster / gru-forecaster**: a recurrent encoder (:class:`deepatlas.nn.recurrent.Recurrent`)
+  reads the window step by step, h_t = cell(x_t, h_{t-1}); the top layer's last state h_c goes through
+  a linear layer to all ``num_outputs`` at once (a direct multi-horizon "encoder" forecaster, the
+  encoder of MQ-RNN, Wen et al. 2017, with a linear decoder).
+- **transformer-forecaster**: PatchTST (Nie, Nguyen, Sinthong & Kalagnanam, ICLR 2023, sec. 3.1): the
+  window, padded at its end with ``stride`` copies of its last step, is cut into patches of
+  ``patch_len`` steps every ``stride`` steps, N = floor((c - P) / S) + 2 of them; each patch (P steps
+  x channels, flattened) is a token x_p W_p + W_pos (a linear projection and learnt positions), then
+  our Transformer encoder blocks (:class:`deepatlas.nn.transformer.TransformerBlock`, pre-LN; the
+  paper uses BatchNorm), then the "flatten head": the N x d outputs flattened and mapped linearly to
+  ``num_outputs``. Deviations, for one target with covariates: the channels of a patch are embedded
+  together (the paper forecasts every channel, each through the shared model separately:
+  channel independence), and instance normalisation (RevIN) is the task's ``normalize=last``.
+  ``patch_len=1, stride=1`` is a Transformer over single time steps.
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn import hidden_stack
+from ..nn.recurrent import Recurrent
+from ..nn.transformer import TransformerBlock
 from ..registry import register_model
 from ..schema import option
 
@@ -175,6 +191,91 @@ class NBeats(nn.Module):
         return forecast  # (B, num_outputs)
 
 
+@dataclass(frozen=True)
+class RecurrentForecasterConfig:
+    context: int = option(24, "input window length in steps (from the data)", low=1)
+    input_size: int = option(1, "channels per step: the value, then the covariates (from the data)", low=1)
+    num_outputs: int = option(12, "outputs: horizon, or horizon * quantile levels (from the task)", low=1)
+    mode: Literal["rnn", "lstm", "gru"] = option("lstm", "recurrent cell: Elman (tanh), LSTM or GRU")
+    hidden: int = option(64, "hidden state width of each layer", low=1)
+    layers: int = option(2, "stacked recurrent layers", low=1)
+    dropout: float = option(0.0, "dropout between layers and before the head", low=0.0, high=1.0)
+    impl: Literal["explicit", "fused"] = option("fused", "torch's fused kernels or the explicit step-by-step equations")
+
+
+class RecurrentForecaster(nn.Module):
+    """Recurrent encoder over the window; the top layer's last hidden state -> linear -> ``num_outputs``."""
+
+    def __init__(self, config: RecurrentForecasterConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.rnn = Recurrent(c.mode, c.input_size, c.hidden, c.layers, batch_first=True, dropout=c.dropout, impl=c.impl)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden, c.num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)  # (B, context, hidden)
+        return self.head(self.drop(out[:, -1]))  # (B, num_outputs)
+
+
+@dataclass(frozen=True)
+class PatchTransformerConfig:
+    context: int = option(24, "input window length in steps (from the data)", low=1)
+    input_size: int = option(1, "channels per step: the value, then the covariates (from the data)", low=1)
+    num_outputs: int = option(12, "outputs: horizon, or horizon * quantile levels (from the task)", low=1)
+    patch_len: int = option(6, "steps per patch (P; the paper: 16 for its 336-step windows)", low=1)
+    stride: int = option(3, "steps between patch starts (S; the paper: 8 = P / 2)", low=1)
+    d_model: int = option(64, "token width (the paper: 128)", low=1)
+    n_head: int = option(4, "attention heads (the paper: 16)", low=1)
+    d_ff: int = option(128, "feed-forward width (the paper: 256)", low=1)
+    n_layer: int = option(2, "encoder blocks (the paper: 3)", low=1)
+    dropout: float = option(0.1, "dropout in the blocks and before the head (the paper: 0.2)", low=0.0, high=1.0)
+
+    def validate(self, path: str) -> None:
+        if self.d_model % self.n_head:
+            raise ConfigError(f"{path}.n_head: d_model ({self.d_model}) must be divisible by n_head ({self.n_head}).")
+        if self.patch_len > self.context:
+            raise ConfigError(f"{path}.patch_len: {self.patch_len} is longer than the window (data.context {self.context}); "
+                              f"lower model.patch_len or raise data.context.")
+
+
+class PatchTransformer(nn.Module):
+    """PatchTST: patches of the window -> tokens -> Transformer encoder -> flatten -> linear (module docstring)."""
+
+    def __init__(self, config: PatchTransformerConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.patches = (c.context - c.patch_len) // c.stride + 2  # N, with the end padded by S copies of the last step
+        self.embed = nn.Linear(c.patch_len * c.input_size, c.d_model)
+        self.position = nn.Parameter(torch.empty(self.patches, c.d_model).uniform_(-0.02, 0.02))
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.d_model, c.n_head, c.d_ff, dropout=c.dropout, activation="gelu", norm_first=True)
+            for _ in range(c.n_layer)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(self.patches * c.d_model, c.num_outputs)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, context, channels) -> (B, N, patch_len * channels): the window padded at its end, cut every stride steps."""
+        c = self.config
+        x = torch.cat([x, x[:, -1:].expand(-1, c.stride, -1)], dim=1)  # (B, context + S, channels)
+        patches = x.unfold(1, c.patch_len, c.stride)  # (B, N, channels, P)
+        return patches.transpose(2, 3).flatten(2)  # (B, N, P * channels), step-major within a patch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.embed(self.patchify(x)) + self.position)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.drop(self.norm(h).flatten(1)))  # (B, num_outputs)
+
+
+register_model("lstm-forecaster", RecurrentForecaster, RecurrentForecasterConfig(mode="lstm"), family="forecast",
+               doc="recurrent encoder forecaster: 2 LSTM layers x 64 over the window, last state -> linear -> horizon outputs")
+register_model("gru-forecaster", RecurrentForecaster, RecurrentForecasterConfig(mode="gru"), family="forecast",
+               doc="recurrent encoder forecaster: 2 GRU layers x 64 over the window, last state -> linear -> horizon outputs")
+register_model("transformer-forecaster", PatchTransformer, PatchTransformerConfig(), family="forecast",
+               doc="PatchTST (Nie et al. 2023): patches of 6 steps (stride 3) -> 2 pre-LN Transformer blocks (64 wide) -> flatten head")
 register_model("mlp-forecaster", MLPForecaster, MLPForecasterConfig(), family="forecast",
                doc="window forecaster: flattened input window -> MLP (2 x 256 ReLU) -> horizon outputs")
 register_model("nbeats-interpretable", NBeats, NBeatsConfig(architecture="interpretable", share_weights=True, blocks=3, width=256),
