@@ -19,6 +19,8 @@ temporary folder that is removed after the fit.
 - :class:`SurvivalRegressor`: DeepSurv (``method="deepsurv"``), logistic hazard or DeepHit, fitted to
   ``y`` = (duration, event) (a two-column array, or scikit-survival's structured array);
   ``predict`` (a risk score, higher = earlier event), ``predict_survival_function``; score: Harrell's C.
+- :class:`DeepForecaster`: a window forecaster of one series, ``fit(y, X=None)`` on its whole history,
+  ``predict(horizon)``, ``predict_interval`` (conformal on held-out windows), ``predict_quantiles``, ``update``.
 """
 
 from .estimators import (
@@ -28,5 +30,6 @@ from .estimators import (
     TabularClassifier,
     TabularRegressor,
 )
+from .forecaster import DeepForecaster
 
-__all__ = ["DistributionalRegressor", "QuantileRegressor", "SurvivalRegressor", "TabularClassifier", "TabularRegressor"]
+__all__ = ["DeepForecaster", "DistributionalRegressor", "QuantileRegressor", "SurvivalRegressor", "TabularClassifier", "TabularRegressor"]
