@@ -231,3 +231,68 @@ def test_calibrated_run_through_the_engine(tmp_path) -> None:
 def test_uncalibrated_point_run_has_no_interval() -> None:
     task = Forecasting(ForecastConfig(), _data().meta)
     assert not task.calibrates and not task.can("interval")
+
+
+def test_normal_forecast_nll_crps_and_band_in_original_units_against_scipy() -> None:
+    from scipy.stats import norm
+
+    data = _data()
+    task = Forecasting(ForecastConfig(distribution="normal", normalize="none", coverage=0.8), data.meta)
+    assert task.model_meta() == {"num_outputs": 24} and {"distribution", "quantiles", "interval"} <= task.capabilities
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(24, 24))
+    x, y = data.split("test").inputs, data.split("test").targets
+    raw = net(x).detach().double().reshape(3, 12, 2)
+    loc, scale = raw[..., 0].numpy(), torch.nn.functional.softplus(raw[..., 1] + np.log(np.e - 1)).numpy()  # softplus(0 + isp(1)) = 1
+    # the training loss: the mean Gaussian NLL over steps in scaled units
+    loss = float(task.training_step(net, (x, y), "main").loss.detach())
+    assert loss == pytest.approx(-norm.logpdf(y.double().numpy(), loc, scale).mean(), rel=1e-5)
+    got = task.reduce(accumulate(task, net, data.eval_batches("test", torch.device("cpu"))))
+    sc = data.meta["scaling"][0]
+    mu, sigma = sc["mean"] + sc["std"] * loc, sc["std"] * scale
+    yo = data.unscale("test", y.double().numpy())
+    assert got["nll"] == pytest.approx(-norm.logpdf(yo, mu, sigma).mean(), rel=1e-5)
+    z = (yo - mu) / sigma
+    want_crps = sigma * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi))
+    assert got["crps"] == pytest.approx(want_crps.mean(), rel=1e-5)
+    lo, hi = norm.ppf(0.1, mu, sigma), norm.ppf(0.9, mu, sigma)
+    assert got["coverage"] == pytest.approx(np.mean((lo <= yo) & (yo <= hi)))
+    assert got["width"] == pytest.approx(np.mean(hi - lo), rel=1e-5)
+    dist = task.predict_distribution(net, x)
+    assert dist.batch_shape == (3, 12)
+    np.testing.assert_allclose(dist.mean.numpy(), mu, rtol=1e-6)
+    q = task.predict_quantiles(net, x, [0.25, 0.75]).numpy()
+    np.testing.assert_allclose(q[..., 0], norm.ppf(0.25, mu, sigma), rtol=1e-5)
+    band = task.predict_interval(net, x, 0.8)
+    np.testing.assert_allclose(band[0].numpy(), lo, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["laplace", "student-t"])
+def test_distribution_forecast_is_level_free_with_last_value_normalization(family) -> None:
+    data = _data()
+    task = Forecasting(ForecastConfig(distribution=family), data.meta)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(24, 12 * task.dist_head.num_outputs))
+    x = data.split("test").inputs
+    a, b = task.distribution(task.forecast(net, x)), task.distribution(task.forecast(net, x + 3.0))
+    torch.testing.assert_close(b.loc, a.loc + 3.0, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(b.scale, a.scale, atol=1e-5, rtol=1e-5)
+    assert np.isfinite(task.reduce(accumulate(task, net, data.eval_batches("test", torch.device("cpu"))))["crps"])
+
+
+def test_quantiles_and_distribution_are_exclusive() -> None:
+    with pytest.raises(ConfigError, match="choose one"):
+        Forecasting(ForecastConfig(quantiles=(0.1, 0.9), distribution="normal"), _data().meta)
+    with pytest.raises(CapabilityError, match="distribution"):
+        Forecasting(ForecastConfig(), _data().meta).predict_distribution(nn.Identity(), torch.zeros(1, 24, 1))
+
+
+def test_normal_forecaster_through_the_engine(tmp_path) -> None:
+    overrides = ["train.epochs=2", "model.width=16", "model.depth=1", "task.distribution=normal", "data.calibration_windows=12"]
+    run = deepatlas.train("mlp-forecast-co2", overrides, runs_dir=tmp_path, progress=False)
+    test = run.summary["eval"]["test"]
+    assert {"nll", "crps", "coverage", "width", "conformal_coverage", "mase"} <= set(test)
+    predictor = deepatlas.load(run.id, runs_dir=tmp_path)
+    history = np.linspace(320, 360, 40)
+    dist = predictor.predict_distribution(history[None])
+    assert dist.batch_shape == (1, 12) and 250 < float(dist.mean.mean()) < 450

@@ -299,6 +299,15 @@ class Head:
         self.check(torch.tensor([s.min, s.max], dtype=torch.float64), "data.target (training rows)")
 
 
+def reshape_distribution(dist: D.Distribution, shape: Sequence[int]) -> D.Distribution:
+    """The same location-scale distribution (normal, Laplace, Student's t) with batch shape ``shape``."""
+    if isinstance(dist, D.StudentT):
+        return StudentT(dist.df.reshape(shape), dist.loc.reshape(shape), dist.scale.reshape(shape))
+    if isinstance(dist, (D.Normal, D.Laplace)):
+        return type(dist)(dist.loc.reshape(shape), dist.scale.reshape(shape), validate_args=False)
+    raise ConfigError(f"reshape_distribution: {type(dist).__name__} is not a location-scale family (normal, laplace, student-t).")
+
+
 def nll(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
     """(B,) negative log-likelihood, nats per row."""
     return -dist.log_prob(y)
@@ -386,4 +395,5 @@ def _scipy_quantiles(dist: D.Distribution, q: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(special.betaincinv(a, b, levels))
 
 
-__all__ = ["FAMILIES", "Family", "Head", "TargetScale", "fitting_family", "in_support", "isp", "negative_binomial", "nll", "quantiles", "seeded_samples"]
+__all__ = ["FAMILIES", "Family", "Head", "TargetScale", "fitting_family", "in_support", "isp", "negative_binomial", "nll", "quantiles", "reshape_distribution",
+           "seeded_samples"]

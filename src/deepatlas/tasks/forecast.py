@@ -64,6 +64,9 @@ from ..conformal import conformal_quantile, cqr_scores
 from ..errors import CapabilityError, ConfigError, DataError
 from ..metrics.forecast import forecast_pinball, mae, smape
 from ..metrics.intervals import pinball
+from ..metrics.regression import crps
+from ..nn.distributions import Head, TargetScale, nll, reshape_distribution
+from ..nn.distributions import quantiles as dist_quantiles
 from ..registry import TASKS
 from ..schema import option
 from .base import StepOutput, Task
@@ -81,13 +84,15 @@ class ForecastConfig:
         "last", "last: the network sees the window minus its last value and forecasts the change (NLinear); none: raw windows")
     coverage: float = option(0.9, "the interval's nominal coverage: the quantile band (1-c)/2..(1+c)/2 and the conformal level",
                              low=0.0, high=1.0)
+    distribution: Literal["none", "normal", "laplace", "student-t"] = option(
+        "none", "a predictive distribution per step, fitted by its negative log-likelihood (none: point forecasts or quantiles)")
 
 
 class Forecasting(Task):
     monitor = ("mase", "min")
     directions: ClassVar[Mapping[str, str]] = {
         "loss": "min", "mase": "min", "smape": "min", "mae": "min", "coverage": "max", "width": "min", "pinball": "min",
-        "conformal_coverage": "max", "conformal_width": "min",
+        "crps": "min", "nll": "min", "conformal_coverage": "max", "conformal_width": "min",
     }
     capabilities = frozenset({"predict"})
     predicts = "values"
@@ -103,15 +108,22 @@ class Forecasting(Task):
             raise ConfigError(f"task.coverage: must lie strictly between 0 and 1, got {config.coverage} (e.g. 0.9).")
         if "horizon" not in meta or "scaling" not in meta:
             raise DataError("data: the forecasting task needs a series dataset (co2, sunspots, elnino, series-csv...).")
+        if levels and config.distribution != "none":
+            raise ConfigError(f"task.quantiles, task.distribution: choose one (quantiles {list(levels)} or the "
+                              f"{config.distribution} distribution; the other stays [] / none).")
         self.levels = levels
         self.horizon = int(meta["horizon"])
         self.head = QuantileHead(levels, 0.0, 1.0) if levels else None
+        # in scaled units (mean 0, std 1): loc = r_0, so the last-value shift moves r_0
+        self.dist_head = Head(config.distribution, TargetScale()) if config.distribution != "none" else None
         self.band = self._band(levels, config.coverage)
         self.correction: np.ndarray | None = None  # (h, 2): Q_lo, Q_hi per step in scaled units, once calibrated
         self.calibrated_coverage: float | None = None
         # what a run can do depends on its levels and its calibration split: the instance narrows the class's declaration
         self.calibrates = bool(meta.get("calibration_windows"))
         caps = {"predict"} | ({"quantiles", "interval"} if len(levels) >= 2 else set()) | ({"interval"} if self.calibrates else set())
+        if self.dist_head is not None:
+            caps |= {"distribution", "quantiles", "interval"}
         self.capabilities = frozenset(caps)
 
     @staticmethod
@@ -123,25 +135,39 @@ class Forecasting(Task):
         return (near[0][0], near[1][0]) if near[0] and near[1] else (0, len(levels) - 1)
 
     def model_meta(self) -> dict[str, Any]:
-        return {"num_outputs": self.horizon * max(1, len(self.levels))}
+        per_step = self.dist_head.num_outputs if self.dist_head is not None else max(1, len(self.levels))
+        return {"num_outputs": self.horizon * per_step}
 
     # ----------------------------------------------------------------- forecasts in scaled units
 
     def forecast(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """(B, h) point forecasts, or (B, h, Q) non-crossing quantiles, in scaled units."""
+        """(B, h) point forecasts, (B, h, Q) non-crossing quantiles, or (B, h, k) raw distribution parameters
+        (r_0 the location), in scaled units."""
         level = None
         if self.config.normalize == "last":
             level = x[:, -1:, :1].float()  # (B, 1, 1): the last value of the window
             x = torch.cat([x[..., :1] - level, x[..., 1:]], dim=-1)
         out = model(x).float()
+        if self.dist_head is not None:
+            raw = out.reshape(out.shape[0], self.horizon, -1)
+            return raw if level is None else torch.cat([raw[..., :1] + level, raw[..., 1:]], dim=-1)
         if self.head is None:
             return out if level is None else out + level[:, :, 0]
         b, q = out.shape[0], len(self.levels)
         f = self.head.standardized(out.reshape(b * self.horizon, q)).reshape(b, self.horizon, q)
         return f if level is None else f + level
 
+    def distribution(self, f: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> Any:
+        """The predictive distribution of raw parameters ``f`` (B, h, k), batch shape (B * h,), in the units
+        x = mean + std * z (the defaults: scaled units)."""
+        head = self.dist_head if (mean, std) == (0.0, 1.0) else Head(self.config.distribution, TargetScale(mean, std))
+        return head(f.reshape(-1, f.shape[-1]))
+
     def _point(self, f: torch.Tensor) -> torch.Tensor:
-        """The point forecast (B, h): itself, or the median (interpolated when 0.5 is not a level)."""
+        """The point forecast (B, h): itself, the median (interpolated when 0.5 is not a level), or the
+        distribution's location (its mean and median: the families are symmetric)."""
+        if self.dist_head is not None:
+            return f[..., 0]
         if self.head is None:
             return f
         b = f.shape[0]
@@ -150,7 +176,9 @@ class Forecasting(Task):
     def _loss_rows(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         f, y = self.forecast(model, x), y.float()
-        if self.head is not None:
+        if self.dist_head is not None:
+            rows = nll(self.distribution(f), y.reshape(-1)).reshape(len(y), -1).mean(dim=1)
+        elif self.head is not None:
             tau = torch.tensor(self.levels, dtype=f.dtype, device=f.device)
             rows = pinball(y[..., None], f, tau).mean(dim=(1, 2))
         elif self.config.loss == "mse":
@@ -172,6 +200,8 @@ class Forecasting(Task):
                  "rows/target": batch[1].double(), "rows/point": self._point(f).double()}
         if self.head is not None:
             stats["rows/quantiles"] = f.double()
+        if self.dist_head is not None:
+            stats["rows/raw"] = f.double()
         return stats
 
     def _windows(self, first: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -206,20 +236,39 @@ class Forecasting(Task):
         if "rows/quantiles" in totals:
             q = self.unscale(totals["rows/quantiles"].numpy(), series)
             out["pinball"] = forecast_pinball(y, q, self.levels)
+            out["crps"] = 2.0 * out["pinball"]  # the quantile approximation (metrics.intervals.crps_from_quantiles)
             if self.band is not None:
                 lo, hi = q[..., self.band[0]], q[..., self.band[1]]
                 out["coverage"], out["width"] = float(np.mean((lo <= y) & (y <= hi))), float(np.mean(hi - lo))
+        if "rows/raw" in totals:
+            out.update(self._distribution_scores(totals["rows/raw"], totals["rows/target"], series, y))
+        scaled = totals.get("rows/quantiles", totals.get("rows/raw", totals["rows/point"]))
         if self.correction is not None:
-            scaled = totals["rows/quantiles"] if "rows/quantiles" in totals else totals["rows/point"]
             lo, hi = (self.unscale(b.numpy(), series) for b in self.conformal_band(scaled))
             out["conformal_coverage"] = float(np.mean((lo <= y) & (y <= hi)))
             out["conformal_width"] = float(np.mean(hi - lo))
         return out
 
+    def _distribution_scores(self, raw: torch.Tensor, y_scaled: torch.Tensor, series: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """NLL (nats per step) and CRPS in original units, and the central band's coverage and width."""
+        std = np.array([self.meta["scaling"][i]["std"] for i in series])[:, None]  # (N, 1)
+        dist = self.distribution(raw)
+        z = y_scaled.reshape(-1).to(raw.dtype)
+        step_nll = nll(dist, z).double().reshape(len(series), -1).numpy() + np.log(std)  # -log p(x) = -log p(z) + log std
+        step_crps = crps(dist, z).double().reshape(len(series), -1).numpy() * std
+        lo, hi = (self.unscale(b.numpy(), series) for b in self._base_band(raw))
+        return {"nll": float(step_nll.mean()), "crps": float(step_crps.mean()),
+                "coverage": float(np.mean((lo <= y) & (y <= hi))), "width": float(np.mean(hi - lo))}
+
     # ----------------------------------------------------------------- conformal calibration
 
     def _base_band(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The band the correction widens, (B, h) each: the quantile band, or the point forecast twice."""
+        """The band the correction widens, (B, h) each: the quantile band, the distribution's central interval at
+        ``task.coverage``, or the point forecast twice."""
+        if self.dist_head is not None:
+            c = self.config.coverage
+            q = dist_quantiles(self.distribution(f), [(1 - c) / 2, (1 + c) / 2]).reshape(f.shape[0], self.horizon, 2)
+            return q[..., 0], q[..., 1]
         if self.band is not None and f.ndim == 3:
             return f[..., self.band[0]], f[..., self.band[1]]
         point = self._point(f)
@@ -294,15 +343,33 @@ class Forecasting(Task):
         if self.correction is not None:
             lo, hi = self.conformal_band(f)
             out["lower"], out["upper"] = lo * std + mean, hi * std + mean
+        elif self.dist_head is not None:
+            lo, hi = self._base_band(f)
+            out["lower"], out["upper"] = lo * std + mean, hi * std + mean
         elif self.band is not None:
             out["lower"], out["upper"] = out["quantiles"][..., self.band[0]], out["quantiles"][..., self.band[1]]
         return out
+
+    @torch.no_grad()
+    def predict_distribution(self, model: nn.Module, inputs: Any) -> Any:
+        """The predictive distribution of every step in the series' units, batch shape (B, h) (a run trained with
+        ``task.distribution``)."""
+        if self.dist_head is None:
+            raise self.cannot("predict a distribution (train with task.distribution=normal)", name="forecasting")
+        mean, std = self._scaling()
+        f = self.forecast(model, inputs).double()
+        return reshape_distribution(self.distribution(f, mean, std), (f.shape[0], self.horizon))
 
 
     @torch.no_grad()
     def predict_quantiles(self, model: nn.Module, inputs: Any, quantiles: Sequence[float]) -> torch.Tensor:
         """(B, h, len(quantiles)) in the series' units: trained levels exactly, levels between them interpolated
         (monotone, so still non-crossing); levels outside the trained range are an error."""
+        if self.dist_head is not None:
+            mean, std = self._scaling()
+            f = self.forecast(model, inputs).double()
+            q = dist_quantiles(self.distribution(f), list(quantiles))
+            return q.reshape(f.shape[0], self.horizon, len(quantiles)) * std + mean
         if self.head is None:
             raise self.cannot("predict quantiles (train with task.quantiles=[0.05,0.5,0.95])", name="forecasting")
         outside = [t for t in quantiles if t < self.levels[0] - 1e-12 or t > self.levels[-1] + 1e-12]
@@ -318,7 +385,7 @@ class Forecasting(Task):
     @torch.no_grad()
     def predict_interval(self, model: nn.Module, inputs: Any, coverage: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(lower, upper), each (B, h): the conformal interval of a calibrated run (only at its coverage); an
-        uncalibrated quantile run's quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
+        uncalibrated quantile or distribution run's quantiles (1 - c)/2 and (1 + c)/2 (not conformalized)."""
         if self.correction is not None:
             if abs(coverage - float(self.calibrated_coverage)) > 1e-9:
                 raise CapabilityError(
