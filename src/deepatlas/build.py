@@ -154,6 +154,7 @@ def build(config: Config, meta: Mapping[str, Any]) -> Built:
         if "allocat" not in str(exc) and "out of memory" not in str(exc):
             raise
         raise _too_large(config, "does not fit in memory") from None
+    task.check_model(model)
     return Built(config, task, model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -110,3 +111,49 @@ def test_bpe_corpus_trains_on_the_training_split_and_counts_characters(tmp_path:
     lengths = data.meta["_char_lengths"]
     ids = data.split("val").ids[:50]
     assert lengths[ids].sum().item() == len(data.tokenizer.decode(ids.tolist()))  # bits per *character*
+
+
+def stream_data(tmp_path: Path, *extra: str) -> TextData:
+    path = tmp_path / "stream.txt"
+    path.write_text("".join(chr(97 + (i * 7 + i // 26) % 26) for i in range(2000)))
+    return load_dataset(text_config(path, "data.sampling=stream", "data.block_size=10", "data.batch_size=4", *extra))
+
+
+def test_stream_batches_continue_row_by_row_across_epochs_and_restart_each_pass(tmp_path: Path) -> None:
+    data = stream_data(tmp_path, "data.steps_per_epoch=30")
+    ids = data.split("train").ids
+    per_pass = ((len(ids) - 1) // 10) // 4  # 1799 tokens: 179 windows, 44 per track
+    assert per_pass == 44
+    batches = [b for epoch in range(3) for b in data.train_batches(epoch, 0, CPU)]  # 90 batches: 2 passes and more
+    assert all(b.x.shape == (4, 10) and torch.equal(b.x[:, 1:], b.y[:, :-1]) for b in batches)
+    for g, (prev, nxt) in enumerate(itertools.pairwise(batches), start=1):
+        restart = g % per_pass == 0
+        assert nxt.reset.tolist() == [restart] * 4, g
+        if not restart:  # row b goes on where it stopped, even across an epoch boundary (g = 30, 60)
+            assert torch.equal(nxt.x[:, 0], prev.y[:, -1]), g
+    assert batches[0].reset.all() and torch.equal(batches[per_pass].x, batches[0].x)
+    track0 = torch.cat([b.x[0] for b in batches[:per_pass]])
+    assert torch.equal(track0, ids[: per_pass * 10])  # track 0 is the start of the split, in order
+    assert torch.equal(batches[0].x[1], ids[per_pass * 10 : per_pass * 10 + 10])  # track 1 follows it
+    resumed = list(data.train_batches(1, 0, CPU, start=17))  # no randomness: a resume lands on the same batch
+    assert all(torch.equal(a.x, b.x) and torch.equal(a.reset, b.reset) for a, b in zip(batches[47:60], resumed, strict=True))
+
+
+def test_stream_evaluation_has_the_windows_of_random_evaluation(tmp_path: Path) -> None:
+    stream, windows = stream_data(tmp_path, "data.eval_batch_size=6"), stream_data(tmp_path, "data.eval_batch_size=6", "data.sampling=random")
+    batches = list(stream.eval_batches("val", CPU))
+    assert len(batches) == stream.num_batches("val") == windows.num_batches("val")
+    rows = [len(b.x) for b in batches]  # 199 tokens, 19 windows in 6 tracks of 4, 3, 3, 3, 3, 3
+    assert rows == [6, 6, 6, 1] and [bool(b.reset.all()) for b in batches] == [True, False, False, False]
+    for prev, nxt in itertools.pairwise(batches):
+        assert torch.equal(nxt.x[:, 0], prev.y[: len(nxt.x), -1])
+
+    def key(x: torch.Tensor) -> list[tuple[int, ...]]:
+        return sorted(tuple(r.tolist()) for r in x)
+    assert key(torch.cat([b.x for b in batches])) == key(torch.cat([x for x, _ in windows.eval_batches("val", CPU)]))
+    assert stream.meta["sampling"] == "stream" and windows.meta["sampling"] == "random"
+
+
+def test_stream_needs_a_window_per_track(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data.batch_size: stream sampling .* only 179 windows"):
+        stream_data(tmp_path, "data.batch_size=200")

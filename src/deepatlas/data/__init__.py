@@ -33,7 +33,14 @@ from .tabular_sources import (
     load_table,
     register_frame,
 )
-from .text import TextData, TextFileOptions, TextOptions, load_text, load_tiny_shakespeare
+from .text import (
+    StreamBatch,
+    TextData,
+    TextFileOptions,
+    TextOptions,
+    load_text,
+    load_tiny_shakespeare,
+)
 from .text_classification import SpeakersOptions, TextCsvOptions, load_speakers, load_text_csv
 
 DATASETS.register(
@@ -141,6 +148,7 @@ __all__ = [
     "ImageOptions",
     "ImageSplit",
     "SeriesData",
+    "StreamBatch",
     "TabularBatch",
     "TabularData",
     "TextData",

@@ -188,6 +188,7 @@ def step_flops(meta_model: nn.Module, task: Any, batch: Any) -> tuple[float, flo
     is not counted); nothing is computed. Raises what the model raises on the meta device.
     """
     meta_batch = tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, batch)
+    task = copy.deepcopy(task)  # a task may carry state from batch to batch (Task.state_dict): leave it alone
     meta_model.train()
     with FlopCounterMode(display=False) as counter:
         losses = [task.training_step(meta_model, meta_batch, phase).loss for phase in task.phases(0)]

@@ -403,6 +403,7 @@ class Trainer:
                 rng=_rng_state(),
                 epoch_logs=self._epoch_logs.state_dict(),
                 callbacks=self._callback_states(),
+                task=self.task.state_dict(),
                 threads=self.threads,
             )
         path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
@@ -432,6 +433,7 @@ class Trainer:
             self.state = TrainState(**state)
             self._epoch_logs.load_state_dict(ckpt["epoch_logs"])
             self._load_callback_states(ckpt.get("callbacks") or {"clock": legacy_clock})
+            self.task.load_state_dict(ckpt.get("task") or {})
             _set_rng_state(ckpt["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: does not fit this run's model or optimizers ({exc}).") from None

@@ -4,7 +4,9 @@ Embedding -> a stack of RNN/LSTM/GRU layers -> dropout -> a linear layer onto th
 vocabulary (Karpathy's char-rnn, 2015; Graves 2013, "Generating sequences with recurrent
 neural networks"): h_t = cell(e(x_t), h_{t-1}), p(x_{t+1} | x_<=t) = softmax(W h_t + b).
 Trained by the ``causal-lm`` task like GPT: ``forward(idx (B, T)) -> logits (B, T, vocab)``,
-each window starting from a zero state (no state carried across batches).
+each window starting from a zero state; with ``task.carry_state`` (truncated BPTT over
+``data.sampling: stream``) the task calls ``step(idx, state)`` instead and starts each batch
+from the previous batch's final state, detached.
 
 Generation carries the recurrent state: each new token costs one step, and the whole
 history conditions the next token (there is no context window to slide). It gives

@@ -21,6 +21,12 @@ here with a default, so that the api and the CLI ask the task and never probe:
   optimizer never used for gradients (a Cox model's baseline hazard, a conformal
   correction), saved with the run as ``calibration.safetensors`` and used by evaluation
   and prediction.
+- ``check_model``: refuse, before any work, a model the task's options cannot train
+  (a :class:`~deepatlas.errors.ConfigError`);
+- ``state_dict`` / ``load_state_dict``: state the task carries from one training batch
+  to the next (a recurrent state in truncated back-propagation through time), saved in
+  every resumable checkpoint and handed back on resume, so that a resumed run stays
+  exact. Nothing by default.
 
 ``validation_step`` returns statistics that are summed over batches; a key that starts
 with ``rows/`` is concatenated instead (per-example values for metrics that are not sums,
@@ -151,6 +157,25 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> Evaluation:
         """Metrics over a whole split; subclasses add arrays (confusion matrices, samples)."""
         return Evaluation(self.reduce(accumulate(self, model, batches)), {})
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise a ConfigError naming the option when ``model`` cannot be trained with this task's options."""
+        return None  # any model by default
+
+    # ----------------------------------------------------------------- state carried across batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the task carries from one training batch to the next, for the resumable checkpoint.
+
+        Tensors (saved in the safetensors file), numbers, strings and None, in dicts, lists and
+        tuples; taken after an optimizer step. Empty by default: most tasks are a pure function
+        of the batch.
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take back what ``state_dict`` returned (tensors on the CPU); ``{}`` from a checkpoint without it."""
+        return None  # nothing to take by default
 
     def model_meta(self) -> dict[str, Any]:
         """Model config keys this task decides (e.g. ``num_outputs``: a distribution's parameters); none by default."""

@@ -3,6 +3,16 @@
 - Causal LM (Radford et al. 2018): L = -(1/T) sum_t log p(x_t | x_<t). Reported as
   loss (nats per token), perplexity exp(L) and bits per character
   (sum of -log2 p over the characters the tokens cover).
+- Truncated back-propagation through time (Williams & Peng 1990; the carried state of
+  Zaremba, Sutskever & Vinyals 2014): with ``carry_state`` and stream batches
+  (``data.sampling: stream``, row b of batch k + 1 continuing row b of batch k), a
+  recurrent model starts batch k + 1 from its final state after batch k, detached, so
+  that the model is conditioned on the whole stream so far while gradients stop at the
+  batch boundary (every T tokens); a track that restarts (``reset``) starts from zeros.
+  Validation threads the state through the split's stream batches in order (zeros at the
+  start): ``loss``, ``perplexity``, ``accuracy`` and ``bpc`` are then those of the carried
+  state, and ``window_loss`` ... ``window_bpc`` those of every window from zeros (the
+  numbers ``data.sampling: random`` reports, over the same windows).
 - Masked LM (Devlin et al. 2019): choose 15% of positions; replace 80% of them with
   [MASK], 10% with a random token, keep 10%; predict the original tokens there.
 """
@@ -18,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..registry import TASKS
 from ..schema import option
 from .base import StepOutput, Task
@@ -27,6 +37,10 @@ from .base import StepOutput, Task
 @dataclass(frozen=True)
 class CausalLMConfig:
     label_smoothing: float = option(0.0, "label smoothing of the training loss", low=0.0, high=1.0)
+    carry_state: bool = option(
+        False, "truncated BPTT: start each batch from the previous batch's final recurrent state, detached "
+        "(needs data.sampling=stream and a recurrent model); validation carries it too",
+    )
 
 
 def _lm_stats(logits: torch.Tensor, targets: torch.Tensor, char_lengths: torch.Tensor | None, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -55,10 +69,41 @@ def _lm_metrics(totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 LM_DIRECTIONS = {"loss": "min", "perplexity": "min", "accuracy": "max", "bpc": "min"}
+WINDOW = "window_"  # the prefix of the metrics of windows started from zeros, next to the carried state's
+
+#: a recurrent state: a tensor or a tuple of tensors (an LSTM's (h, c)), each (layers, B, H), as torch.nn.LSTM
+RecurrentState = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def _map_state(fn: Any, state: RecurrentState) -> RecurrentState:
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+
+
+def detach_state(state: RecurrentState) -> RecurrentState:
+    """The state as a leaf: the next batch starts from its values, and no gradient reaches the batch before."""
+    return _map_state(torch.Tensor.detach, state)
+
+
+def start_state(carried: RecurrentState | None, reset: torch.Tensor, rows: int, device: torch.device) -> RecurrentState | None:
+    """The initial state of a stream batch of ``rows`` rows: the carried state (its first ``rows`` tracks),
+    zeros for the rows that ``reset`` marks; None (zeros everywhere) when nothing is carried or every row resets."""
+    if carried is None or bool(reset.all()):
+        return None
+    have = (carried[0] if isinstance(carried, tuple) else carried).shape[1]
+    if rows > have:
+        raise DataError(f"stream batches: a batch of {rows} rows follows one of {have} without a reset; "
+                        "the data must mark new tracks with reset=True.")
+    keep = None if not bool(reset.any()) else (~reset).to(device)[None, :, None]
+
+    def start(s: torch.Tensor) -> torch.Tensor:
+        s = s[:, :rows].to(device)
+        return s if keep is None else s * keep.to(s.dtype)
+
+    return _map_state(start, carried)
 
 
 class CausalLM(Task):
-    """Next-token prediction; batches are ``(x, y)`` with y = x shifted by one."""
+    """Next-token prediction; batches are ``(x, y)`` with y = x shifted by one (stream: ``(x, y, reset)``)."""
 
     monitor = ("loss", "min")
     directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
@@ -66,18 +111,71 @@ class CausalLM(Task):
     predicts = "next-token"
     data_kind = "tokens"
 
+    def __init__(self, config: CausalLMConfig, meta: Mapping[str, Any]) -> None:
+        super().__init__(config, meta)
+        if config.carry_state and meta.get("sampling") != "stream":
+            raise ConfigError(
+                "task.carry_state: carrying the recurrent state needs batches that continue each other "
+                "(data.sampling=stream, not random windows); set data.sampling=stream or task.carry_state=false."
+            )
+        self._train_state: RecurrentState | None = None  # the final state of the last training batch, detached
+        self._eval_state: RecurrentState | None = None  # the same within one evaluation pass (never saved)
+
+    @classmethod
+    def metric_directions(cls, config: Any = None) -> dict[str, str]:
+        directions = dict(cls.directions)
+        if config is not None and getattr(config, "carry_state", False):
+            directions.update({WINDOW + k: v for k, v in cls.directions.items()})
+        return directions
+
+    def check_model(self, model: nn.Module) -> None:
+        if self.config.carry_state and not callable(getattr(model, "step", None)):
+            raise ConfigError(
+                f"task.carry_state: {type(model).__name__} has no recurrent state to carry (no step(idx, state)); "
+                "use a recurrent model (model.name=lstm-char, gru-char or rnn-char) or set task.carry_state=false."
+            )
+
+    def _carried_step(self, model: nn.Module, batch: Any, carried: RecurrentState | None) -> tuple[torch.Tensor, RecurrentState, bool]:
+        """Logits from the carried state, the final state (detached) and whether the batch started from zeros."""
+        self.check_model(model)
+        if len(batch) < 3:
+            raise DataError("task.carry_state: the batches carry no reset flags; set data.sampling=stream.")
+        x, reset = batch[0], batch[2]
+        state = start_state(carried, reset, x.shape[0], x.device)
+        logits, final = model.step(x, state)
+        return logits, detach_state(final), state is None
+
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
-        x, y = batch
-        logits = model(x)  # (B, T, vocab)
+        x, y = batch[0], batch[1]
+        if self.config.carry_state:
+            logits, self._train_state, _ = self._carried_step(model, batch, self._train_state)
+        else:
+            logits = model(x)  # (B, T, vocab)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.config.label_smoothing)
         return StepOutput(loss, {"loss": loss.detach()})
 
     def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-        x, y = batch
-        return _lm_stats(model(x), y, self.meta.get("_char_lengths"))
+        x, y = batch[0], batch[1]
+        lengths = self.meta.get("_char_lengths")
+        if not self.config.carry_state:
+            return _lm_stats(model(x), y, lengths)
+        logits, self._eval_state, from_zeros = self._carried_step(model, batch, self._eval_state)
+        stats = _lm_stats(logits, y, lengths)
+        window = stats if from_zeros else _lm_stats(model(x), y, lengths)
+        return {**stats, **{WINDOW + k: v for k, v in window.items()}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"carried": self._train_state} if self.config.carry_state else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._train_state = state.get("carried")
 
     def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        return _lm_metrics(totals)
+        metrics = _lm_metrics({k: v for k, v in totals.items() if not k.startswith(WINDOW)})
+        window = {k[len(WINDOW):]: v for k, v in totals.items() if k.startswith(WINDOW)}
+        if window:
+            metrics.update({WINDOW + k: v for k, v in _lm_metrics(window).items()})
+        return metrics
 
     @torch.no_grad()
     def generate(self, model: nn.Module, prompt: torch.Tensor, max_new_tokens: int, **sampling: Any) -> Iterator[torch.Tensor]:
