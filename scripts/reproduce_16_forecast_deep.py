@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     models = args.models.split(",")
     conformal = [f"data.calibration_windows={args.conformal}"] if args.conformal else []
-    log.info("| series | origins | forecaster | MASE | sMAPE %% | coverage90 | width90 | s per run |")
+    log.info("| series | origins | forecaster | MASE | sMAPE % | coverage90 | width90 | s per run |")
     log.info("|---|---|---|---|---|---|---|---|")
     runs_dir = tempfile.mkdtemp(prefix="reproduce16-")
     for name in args.series:
