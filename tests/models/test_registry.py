@@ -25,6 +25,7 @@ from deepatlas.models.gnn import GNN_CONFIGS, GATConfig
 from deepatlas.models.gpt import GPTConfig
 from deepatlas.models.resnet import ResNetConfig
 from deepatlas.models.rnn import CharRNNConfig
+from deepatlas.models.rnn_seq2seq import BahdanauConfig, LuongConfig
 from deepatlas.models.seq2seq import TransformerConfig
 from deepatlas.models.unet import UNetConfig
 from deepatlas.models.vae import VAEConfig
@@ -71,6 +72,10 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(vocab_size=50, block_size=16, n_embd=8, hidden=16)
     elif isinstance(config, TransformerConfig):
         out.update(vocab_size=50, max_len=16, n_encoder_layers=2, n_decoder_layers=2, d_model=16, n_head=2, d_ff=32)
+    elif isinstance(config, BahdanauConfig):
+        out.update(vocab_size=50, embedding=8, hidden=12, attention_size=10, output_size=6)
+    elif isinstance(config, LuongConfig):
+        out.update(vocab_size=50, embedding=8, hidden=12)
     elif isinstance(config, ViTConfig):
         out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, mlp_dim=32)
     elif isinstance(config, UNetConfig):
@@ -111,7 +116,7 @@ def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Grap
     if isinstance(c, GNN_CONFIGS):  # nodes with features, edges and the graph of each node
         return random_graphs(c.in_channels, graphs=batch)
     if hasattr(c, "vocab_size"):  # a sequence model: token ids
-        longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len
+        longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or getattr(c, "max_len", 12)
         return torch.randint(3, c.vocab_size, (batch, min(12, longest)))
     return torch.randn(batch, c.in_channels, c.input_size, c.input_size)
 
@@ -120,7 +125,7 @@ def run(model: torch.nn.Module, x: torch.Tensor | Graphs) -> torch.Tensor:
     """The model's forward on ``x`` (an encoder-decoder reads x as source and target)."""
     if isinstance(x, Graphs):
         return model(x.x, x.edge_index, x.batch)
-    if isinstance(model.config, TransformerConfig):
+    if isinstance(model.config, (TransformerConfig, BahdanauConfig, LuongConfig)):  # encoder-decoders
         return model(x, x)
     if isinstance(model.config, GANConfig):  # the discriminator's scores of generated images
         c = model.config
@@ -207,7 +212,8 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
             x = torch.empty(2, c.context, c.input_size)
             assert run(model, x).shape == expected_shape(model, x)
         elif hasattr(c, "vocab_size"):
-            x = torch.ones(2, getattr(c, "block_size", None) or getattr(c, "max_position", None) or c.max_len, dtype=torch.long)
+            longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or getattr(c, "max_len", 12)
+            x = torch.ones(2, longest, dtype=torch.long)
             assert run(model, x).shape == expected_shape(model, x)
         else:
             size = getattr(c, "input_size", None) or 28

@@ -16,6 +16,7 @@ from . import (
     mlp,
     resnet,
     rnn,
+    rnn_seq2seq,
     seq2seq,
     tabular,
     unet,
@@ -26,5 +27,5 @@ from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
     "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn", "gpt",
-    "mlp", "resnet", "rnn", "seq2seq", "tabular", "unet", "vae", "vit",
+    "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "tabular", "unet", "vae", "vit",
 ]

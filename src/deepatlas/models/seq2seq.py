@@ -10,14 +10,15 @@ d_model = 512, 8 heads, d_ff = 2048, dropout 0.1 (Table 3).
 Training uses teacher forcing: the decoder reads the target shifted right
 (``[BOS] y_1 ... y_{n-1}``) and predicts ``y_1 ... y_n [EOS]``. Inference decodes
 greedily or with beam search (beam 4, length penalty alpha = 0.6 in the paper,
-the GNMT penalty ((5 + |Y|) / 6)^alpha), reusing keys and values with a KV cache.
+the GNMT penalty ((5 + |Y|) / 6)^alpha), reusing keys and values with a KV cache (the search itself is :mod:`deepatlas.models.decoding`,
+shared with the recurrent encoder-decoders).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from ..nn.positional import SinusoidalPositions
 from ..nn.transformer import TransformerBlock
 from ..registry import register_model
 from ..schema import option
+from .decoding import beam_search
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,24 @@ class EncoderDecoder(nn.Module):
         memory, mask = self.encode(src)
         return self.decode(tgt_in, memory, mask)
 
+    # ----------------------------------------------------------------- decoding (models.decoding)
+
+    def start(self, src: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor, KVCache, KVCache]:
+        """The encoded source, repeated ``beams`` times, and empty self- and cross-attention caches."""
+        memory, mask = self.encode(src)
+        return memory.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0), KVCache(), KVCache()  # (B k, S, d)
+
+    def step(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor, KVCache, KVCache]) -> tuple[torch.Tensor, Any]:
+        """Logits (N, vocab) of the next token after ``tokens`` (N,); the caches grow by one position."""
+        memory, mask, cache, memory_cache = state
+        return self.decode(tokens[:, None], memory, mask, cache, memory_cache)[:, -1], state
+
+    def reorder(self, state: tuple[torch.Tensor, torch.Tensor, KVCache, KVCache], index: torch.Tensor) -> Any:
+        # the memory and its cross-attention keys are the same for every beam of a source: only
+        # the self-attention cache differs between beams
+        state[2].reorder(index)
+        return state
+
     @torch.no_grad()
     def greedy(self, src: torch.Tensor, max_len: int) -> torch.Tensor:
         """(B, <= max_len) output tokens (without [BOS]), padded after [EOS]."""
@@ -120,37 +140,9 @@ class EncoderDecoder(nn.Module):
     def beam_search(self, src: torch.Tensor, max_len: int, beam_size: int = 4, length_penalty: float = 0.6) -> torch.Tensor:
         """Best hypothesis per source under the GNMT length penalty; (B, <= max_len), [PAD] after [EOS]."""
         c = self.config
-        b, k = src.shape[0], beam_size
-        memory, mask = self.encode(src)
-        memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)  # (B k, S, d)
-        cache, memory_cache = KVCache(), KVCache()
-        tokens = torch.full((b * k, 1), c.bos_id, dtype=torch.long, device=src.device)
-        scores = torch.zeros(b, k, device=src.device)
-        scores[:, 1:] = float("-inf")  # all beams start identical: keep one
-        finished = torch.zeros(b * k, dtype=torch.bool, device=src.device)
-        lengths = torch.zeros(b * k, device=src.device)
-        for _ in range(max_len):
-            logp = self.decode(tokens[:, -1:], memory, mask, cache, memory_cache)[:, -1].float().log_softmax(-1)
-            # a finished hypothesis can only be extended by [PAD] at no cost
-            logp[finished] = float("-inf")
-            logp[finished, c.pad_id] = 0.0
-            total = (scores.view(-1, 1) + logp).view(b, k * c.vocab_size)
-            scores, flat = total.topk(k, dim=-1)  # (B, k)
-            origin = (flat // c.vocab_size + torch.arange(b, device=src.device)[:, None] * k).view(-1)
-            nxt = (flat % c.vocab_size).view(-1)
-            cache.reorder(origin)
-            tokens = torch.cat([tokens[origin], nxt[:, None]], dim=1)
-            finished, lengths = finished[origin], lengths[origin]
-            lengths = lengths + (~finished).float()
-            finished = finished | (nxt == c.eos_id)
-            if bool(finished.all()):
-                break
-        penalty = ((5.0 + lengths) / 6.0) ** length_penalty
-        best = (scores.view(-1) / penalty).view(b, k).argmax(dim=-1)
-        chosen = tokens.view(b, k, -1)[torch.arange(b, device=src.device), best, 1:]
-        after_eos = (chosen == c.eos_id).long().cumsum(dim=1) - (chosen == c.eos_id).long() > 0
-        return chosen.masked_fill(after_eos, c.pad_id)
-
+        return beam_search(
+            self, src, max_len, beam_size, length_penalty, vocab_size=c.vocab_size, bos_id=c.bos_id, eos_id=c.eos_id, pad_id=c.pad_id,
+        )
 
 register_model(
     "transformer-base", EncoderDecoder, TransformerConfig(), family="transformer",

@@ -5,13 +5,15 @@ right, with label smoothing (epsilon 0.1 in the paper) and [PAD] ignored.
 Validation: the teacher-forced loss and token accuracy, and greedy decoding scored
 by exact match (the whole output right) and character accuracy (matching
 characters over the longer of output and reference, position by position).
-Evaluation decodes with beam search.
+Evaluation decodes with beam search. Models that return their attention weights (the
+recurrent encoder-decoders) also draw them for a few test sources (``attention-<split>.png``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -79,7 +81,8 @@ class Seq2Seq(Task):
     def _decoded(self, predicted: torch.Tensor) -> torch.Tensor:
         return predicted.masked_fill(predicted == self.eos, self.pad)
 
-    def _max_len(self, src: torch.Tensor) -> int:
+    def decode_length(self, src: torch.Tensor) -> int:
+        """The longest output decoded for sources ``src``: the longest source + ``extra_length``."""
         return int((src != self.pad).sum(1).max()) + self.config.extra_length
 
     def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
@@ -93,7 +96,7 @@ class Seq2Seq(Task):
             "tokens": keep.sum().double(),
             "correct": ((logits.argmax(-1) == target) & keep).sum().double(),
         }
-        greedy = model.greedy(src, self._max_len(src))
+        greedy = model.greedy(src, self.decode_length(src))
         stats.update(string_scores(self._decoded(greedy), self._reference(tgt), self.pad))
         return stats
 
@@ -114,7 +117,7 @@ class Seq2Seq(Task):
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:
         """``output`` token ids (B, L) by beam search (as evaluation decodes), [EOS] replaced by [PAD]. As in
         evaluation, decoding stops at the longest source of the batch + ``extra_length`` tokens."""
-        out = model.beam_search(inputs, self._max_len(inputs), self.config.beam_size, self.config.length_penalty)
+        out = model.beam_search(inputs, self.decode_length(inputs), self.config.beam_size, self.config.length_penalty)
         return {"output": self._decoded(out)}
 
     @torch.no_grad()
@@ -126,7 +129,7 @@ class Seq2Seq(Task):
         examples = []
         model.eval()
         for src, tgt in batches:
-            out = model.beam_search(src, self._max_len(src), self.config.beam_size, self.config.length_penalty)
+            out = model.beam_search(src, self.decode_length(src), self.config.beam_size, self.config.length_penalty)
             scores = string_scores(self._decoded(out), self._reference(tgt), self.pad)
             for key in ("exact", "char_matches", "char_slots"):
                 beam[key] = beam.get(key, 0) + scores[key].cpu()
@@ -138,6 +141,13 @@ class Seq2Seq(Task):
                 ]
         totals.update({f"beam_{k}": v for k, v in beam.items()})
         return Evaluation(self.reduce(totals), {"examples": examples[:20]})
+
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """``attention-<split>.png`` for models that return their attention weights (``returns_attention``:
+        the recurrent encoder-decoders): source characters across, greedy output characters down."""
+        from ..report.attention import attention_figures
+
+        return attention_figures(self, model, batch, folder, split)
 
 
 TASKS.register(
