@@ -24,6 +24,43 @@ COMMON: dict[str, Any] = {
 }
 
 
+def estimator_config(est: Any, data: Mapping[str, Any], model: Mapping[str, Any], task: Mapping[str, Any]) -> Any:
+    """The recipe of an estimator's run: its data, model and task sections, AdamW + cosine from its ``lr``,
+    ``weight_decay``, ``epochs``, ``random_state``, ``device``, and any other key from ``options``."""
+    from ..config import Config
+
+    raw: dict[str, Any] = {
+        "recipe": f"sklearn-{type(est).__name__.lower()}", "data": dict(data), "model": dict(model), "task": dict(task),
+        "optim": {"name": "adamw", "lr": est.lr, "weight_decay": est.weight_decay},
+        "schedule": {"name": "cosine"},
+        "train": {"epochs": est.epochs, "seed": est.random_state, "device": est.device, "checkpoint_every": 0, "test": False},
+    }
+    for dotted, value in (est.options or {}).items():  # any other recipe key: {"model.n_blocks": 3}
+        section, _, name = str(dotted).partition(".")
+        raw.setdefault(section, {})[name] = value
+    return Config.from_dict(raw)
+
+
+def train_predictor(est: Any, config: Any) -> tuple[Any, str | None]:
+    """Train ``config`` as ``est`` says (``track``: in the run store ``runs_dir``, else in a temporary folder removed
+    afterwards); (the run's Predictor, its id when tracked). deepatlas errors become ValueError, as scikit-learn expects."""
+    import deepatlas
+
+    folder = None if est.track else tempfile.mkdtemp(prefix="deepatlas-sklearn-")
+    try:
+        run = deepatlas.train(config, runs_dir=est.runs_dir if est.track else folder, progress=False)
+        if run.status != "completed":
+            raise RuntimeError(f"deepatlas run {run.id} {run.status}: {run.summary.get('reason', '')}")
+        return deepatlas.load(run, device=est.device), (run.id if est.track else None)
+    except DeepAtlasError as exc:
+        if isinstance(exc, ValueError):
+            raise
+        raise ValueError(str(exc)) from None
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _with_params(**own: Any) -> Any:
     """A class decorator giving an explicit ``__init__(self, *, <own params>, <COMMON params>)``.
 
@@ -89,49 +126,19 @@ class _DeepatlasEstimator(BaseEstimator):
         return {}
 
     def _recipe(self, key: str, extra_data: Mapping[str, Any]) -> Any:
-        from ..config import Config
-
         model = {"name": self.model}
         if self.model in ("tabular-mlp",):
             model.update(depth=self.depth, width=self.width, dropout=self.dropout)
-        raw: dict[str, Any] = {
-            "recipe": f"sklearn-{type(self).__name__.lower()}",
-            "data": {"name": "dataframe", "frame": key, "target": TARGET, "test_fraction": 0.0,
-                     "val_fraction": self.val_fraction, "batch_size": self.batch_size, "split_seed": self.random_state, **extra_data},
-            "model": model,
-            "task": {"name": self._task, **self._task_options()},
-            "optim": {"name": "adamw", "lr": self.lr, "weight_decay": self.weight_decay},
-            "schedule": {"name": "cosine"},
-            "train": {"epochs": self.epochs, "seed": self.random_state, "device": self.device, "checkpoint_every": 0, "test": False},
-        }
-        for dotted, value in (self.options or {}).items():  # any other recipe key: {"model.n_blocks": 3}
-            section, _, name = str(dotted).partition(".")
-            raw.setdefault(section, {})[name] = value
-        return Config.from_dict(raw)
+        data = {"name": "dataframe", "frame": key, "target": TARGET, "test_fraction": 0.0,
+                "val_fraction": self.val_fraction, "batch_size": self.batch_size, "split_seed": self.random_state, **extra_data}
+        return estimator_config(self, data, model, {"name": self._task, **self._task_options()})
 
     def _fit_frame(self, frame: Any, extra_data: Mapping[str, Any]) -> Any:
-        import deepatlas
-
         from ..data import register_frame
 
         if len(frame) < 2:
             raise ValueError(f"n_samples={len(frame)}: a deepatlas estimator needs at least 2 samples to fit.")
-        key = register_frame(frame)
-        config = self._recipe(key, extra_data)
-        folder = None if self.track else tempfile.mkdtemp(prefix="deepatlas-sklearn-")
-        try:
-            run = deepatlas.train(config, runs_dir=self.runs_dir if self.track else folder, progress=False)
-            if run.status != "completed":
-                raise RuntimeError(f"deepatlas run {run.id} {run.status}: {run.summary.get('reason', '')}")
-            self.predictor_ = deepatlas.load(run, device=self.device)
-            self.run_id_ = run.id if self.track else None
-        except DeepAtlasError as exc:
-            if isinstance(exc, ValueError):
-                raise
-            raise ValueError(str(exc)) from None
-        finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+        self.predictor_, self.run_id_ = train_predictor(self, self._recipe(register_frame(frame), extra_data))
         return self
 
     def _fit_columns(self, frame: Any, targets: Mapping[str, Any], extra_data: Mapping[str, Any]) -> Any:

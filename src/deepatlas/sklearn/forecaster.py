@@ -17,8 +17,6 @@ pinball loss and the band of those levels is what gets conformalized (or returne
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import DeepAtlasError
+from .estimators import estimator_config, train_predictor
 
 VALUE = "__value__"
 AUTO_CALIBRATION = 20
@@ -79,49 +78,23 @@ class DeepForecaster(BaseEstimator):
         return AUTO_CALIBRATION if windows - AUTO_CALIBRATION - self.horizon + 1 >= 3 * AUTO_CALIBRATION else 0
 
     def _recipe(self, key: str, covariates: int, calibration: int) -> Any:
-        from ..config import Config
-
-        raw: dict[str, Any] = {
-            "recipe": "sklearn-deepforecaster",
-            "data": {"name": "series-frame", "frame": key, "value": VALUE, "covariates": [f"x{j}" for j in range(covariates)],
-                     "context": self.context, "horizon": self.horizon, "season": self.season, "test_origins": 0,
-                     "val_origins": 0, "calibration_windows": calibration, "batch_size": self.batch_size},
-            "model": {"name": self.model},
-            "task": {"name": "forecasting", "quantiles": [float(q) for q in self.quantiles], "coverage": self.coverage,
-                     "normalize": self.normalize, "loss": self.loss},
-            "optim": {"name": "adamw", "lr": self.lr, "weight_decay": self.weight_decay},
-            "schedule": {"name": "cosine"},
-            "train": {"epochs": self.epochs, "seed": self.random_state, "device": self.device, "checkpoint_every": 0, "test": False},
-        }
-        for dotted, value in (self.options or {}).items():  # any other recipe key: {"model.hidden": 128}
-            section, _, name = str(dotted).partition(".")
-            raw.setdefault(section, {})[name] = value
-        return Config.from_dict(raw)
+        data = {"name": "series-frame", "frame": key, "value": VALUE, "covariates": [f"x{j}" for j in range(covariates)],
+                "context": self.context, "horizon": self.horizon, "season": self.season, "test_origins": 0,
+                "val_origins": 0, "calibration_windows": calibration, "batch_size": self.batch_size}
+        task = {"name": "forecasting", "quantiles": [float(q) for q in self.quantiles], "coverage": self.coverage,
+                "normalize": self.normalize, "loss": self.loss}
+        return estimator_config(self, data, {"name": self.model}, task)
 
     def fit(self, y: Any, X: Any = None) -> DeepForecaster:
         """Train on the whole series ``y`` (T,) (and past covariates ``X`` (T, k)); forecasts start after its end."""
         import pandas as pd
-
-        import deepatlas
 
         from ..data import register_frame
 
         values, covariates = self._series(y, X)
         frame = pd.DataFrame({VALUE: values, **{f"x{j}": covariates[:, j] for j in range(covariates.shape[1])}})
         calibration = self._calibration(len(values))
-        config = self._recipe(register_frame(frame), covariates.shape[1], calibration)
-        folder = None if self.track else tempfile.mkdtemp(prefix="deepatlas-forecaster-")
-        try:
-            run = deepatlas.train(config, runs_dir=self.runs_dir if self.track else folder, progress=False)
-            if run.status != "completed":
-                raise RuntimeError(f"deepatlas run {run.id} {run.status}: {run.summary.get('reason', '')}")
-            self.predictor_ = deepatlas.load(run, device=self.device)
-            self.run_id_ = run.id if self.track else None
-        except DeepAtlasError as exc:
-            raise ValueError(str(exc)) from None
-        finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+        self.predictor_, self.run_id_ = train_predictor(self, self._recipe(register_frame(frame), covariates.shape[1], calibration))
         self.history_, self.covariates_ = values, covariates
         self.n_calibration_ = calibration
         return self
