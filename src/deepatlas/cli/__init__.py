@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DeepAtlasError
-from . import bench, catalog, crossval, predict, runs, train, tune
+from . import bench, catalog, crossval, explain, predict, runs, train, tune
 from .format import err, out
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app = typer.Typer(
 app.add_typer(train.app)
 app.add_typer(catalog.app)
 app.add_typer(predict.app)
+app.add_typer(explain.app)
 app.add_typer(crossval.app)
 app.add_typer(tune.app)
 app.add_typer(runs.app, name="runs")

@@ -247,3 +247,23 @@ def save_image_grid(images: Any, path: str | Path, nrow: int | None = None, pad:
         else:
             image.imsave(tmp, grid, format="png")
     return path
+
+
+def plot_attribution(image: Any, heat: Any, path: str | Path, title: str = "") -> Path:
+    """An input image (C, H, W in 0..1), its attribution map (H, W) and the two overlaid, side by side."""
+    img = np.asarray(image, dtype=np.float32)
+    img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+    h = np.asarray(heat, dtype=np.float32)
+    h = (h - h.min()) / max(float(h.max() - h.min()), 1e-12)
+    fig, axes = _figure(1, 3, figsize=(7.5, 2.8))
+    cmap = "gray" if img.ndim == 2 else None
+    for ax, name in zip(axes, ("input", "attribution", "overlay"), strict=True):
+        if name != "attribution":
+            ax.imshow(np.clip(img, 0, 1), cmap=cmap)
+        if name != "input":
+            ax.imshow(h, cmap="inferno", alpha=0.5 if name == "overlay" else 1.0)
+        ax.set_title(name)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

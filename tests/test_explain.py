@@ -1,0 +1,88 @@
+"""Explanations: exact cases with known answers, the errors, and `deepatlas explain` on a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+import deepatlas
+from deepatlas.cli import app
+from deepatlas.data import load_dataset
+from deepatlas.errors import ConfigError
+from deepatlas.explain import explain, gradcam, integrated_gradients, saliency
+from tests.conftest import tiny_recipe
+
+
+def _linear(c: int = 1, h: int = 6, w: int = 6, classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, classes)).double()
+
+
+def test_saliency_of_a_linear_model_is_its_weights() -> None:
+    model = _linear()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    s = saliency(model, x, torch.tensor([2, 0]))
+    torch.testing.assert_close(s[0].flatten(), model[1].weight[2].abs().detach())
+    torch.testing.assert_close(s[1].flatten(), model[1].weight[0].abs().detach())
+
+
+def test_integrated_gradients_of_a_linear_model_are_exact_and_complete() -> None:
+    model = _linear()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    base = torch.full_like(x, 0.3)
+    ig, delta = integrated_gradients(model, x, 1, baseline=base, steps=3)
+    torch.testing.assert_close(ig.flatten(1), (x - base).flatten(1) * model[1].weight[1].detach())
+    assert float(delta.abs().max()) < 1e-10  # completeness: sum IG = f(x) - f(x')
+    with pytest.raises(ConfigError, match="quadrature"):
+        integrated_gradients(model, x, 1, method="simpson")
+
+
+def test_gradcam_is_equations_1_and_2_by_hand() -> None:
+    class Corner(nn.Module):  # class 0 reads the top-left quarter of a conv map, class 1 the bottom-right
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.relu(self.conv(x))
+            return torch.stack([a[:, :, :4, :4].sum((1, 2, 3)), a[:, :, 4:, 4:].sum((1, 2, 3))], dim=1)
+
+    model = Corner().double()
+    with torch.no_grad():
+        model.conv.weight.fill_(1.0)
+        model.conv.bias.zero_()
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64) + 0.1
+    cam0, cam1 = gradcam(model, x, 0, upsample=False)[0, 0], gradcam(model, x, 1, upsample=False)[0, 0]
+    assert cam0.shape == (8, 8)
+    # dS/dA^k is 1 on the class's quarter (16 of the 64 cells) and 0 elsewhere: alpha_k = 16/64 (eq. 1), L = ReLU(sum_k alpha_k A^k)
+    a = torch.relu(model.conv(x))[0]
+    torch.testing.assert_close(cam0, torch.relu((a * (16 / 64)).sum(0)).detach())
+    torch.testing.assert_close(cam1, cam0)
+    with pytest.raises(ConfigError, match="Grad-CAM needs a convolutional model"):
+        gradcam(_linear(), torch.randn(1, 1, 6, 6, dtype=torch.float64))
+    with pytest.raises(ConfigError, match="allowed: gradcam, integrated-gradients, saliency"):
+        explain(model, x, "lime")
+
+
+def test_cli_explain_writes_an_overlay(tmp_path: Path) -> None:
+    run = deepatlas.train("quickstart", tiny_recipe(), progress=False)
+    split = load_dataset(run.config.data).split("test")
+    path = tmp_path / "digit.png"
+    Image.fromarray((split.images[0, 0].numpy().astype(np.float64) * 255 / 16).round().astype(np.uint8)).save(path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", run.id, "--input", str(path), "--method", "saliency", "--target", "3"])
+    assert result.exit_code == 0, result.output
+    overlay = tmp_path / "digit-saliency.png"
+    assert overlay.is_file() and Image.open(overlay).size[0] > 100 and "class 3" in result.output
+    result = runner.invoke(app, ["explain", run.id, "--input", str(path), "--method", "integrated-gradients", "-o", str(tmp_path / "ig.png")])
+    assert result.exit_code == 0 and (tmp_path / "ig.png").is_file()
+    result = runner.invoke(app, ["explain", run.id, "--input", str(path), "--method", "gradcam"])  # an MLP: no feature map
+    assert isinstance(result.exception, ConfigError) and "convolutional" in str(result.exception)
+    result = runner.invoke(app, ["explain", run.id, "--input", str(path), "--target", "cat"])
+    assert isinstance(result.exception, ConfigError) and "not a class of this run" in str(result.exception)
