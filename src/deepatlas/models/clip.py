@@ -19,9 +19,10 @@ registered image classifier (``image_encoder=resnet20``, ``lenet5``...) whose
 embeddings, pre-LN causal blocks, a final LayerNorm; a caption's representation is the state at
 its end-of-text token, which CLIP finds as the position of the highest token id (the tokenizer
 gives end-of-text the last id; open_clip's ``text_global_pool`` with ``argmax``).
-Initialisation follows CLIP's (and open_clip's): token embeddings N(0, 0.02), positions
+Initialisation follows CLIP's (and open_clip's): text token embeddings N(0, 0.02), positions
 N(0, 0.01), attention N(0, w^-1/2), residual outputs N(0, w^-1/2 (2L)^-1/2), feed-forward inputs
-N(0, (2w)^-1/2), projections N(0, w^-1/2).
+N(0, (2w)^-1/2); the ViT's layers torch's defaults, its class and position embeddings N(0, 1/w);
+projections N(0, w^-1/2).
 
 ``clip-vit-b32`` is CLIP ViT-B/32 (151,277,313 parameters, as open_clip's ``ViT-B-32``);
 ``clip-mini`` a 28x28 greyscale version for Fashion-MNIST on a CPU.
@@ -145,7 +146,19 @@ class CLIP(nn.Module):
         self.text_projection = nn.Linear(c.text_width, c.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(c.logit_scale_init)))
         self._init_text()
+        if c.image_encoder == "vit":
+            self._init_visual(image_width)
         nn.init.normal_(self.image_projection.weight, std=image_width**-0.5)
+
+    def _init_visual(self, width: int) -> None:
+        """OpenAI's CLIP ViT: torch's default initialisation of the layers, N(0, 1/width) class and position
+        embeddings (not timm's N(0, 0.02), under which ln_pre leaves the [class] token almost input-independent)."""
+        visual = self.visual
+        for m in visual.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.LayerNorm)):
+                m.reset_parameters()
+        nn.init.normal_(visual.cls_token, std=width**-0.5)
+        nn.init.normal_(visual.pos_embed, std=width**-0.5)
 
     def _init_text(self) -> None:
         c, text = self.config, self.text
@@ -190,8 +203,8 @@ register_model(
 register_model(
     "clip-mini", CLIP,
     CLIPConfig(
-        embed_dim=128, patch_size=7, image_width=128, image_layers=6, image_heads=4, vocab_size=100, context_length=64,
-        text_width=128, text_layers=3, text_heads=4, activation="gelu", in_channels=1, input_size=28,
+        embed_dim=128, patch_size=7, image_width=128, image_layers=6, image_heads=4, vocab_size=100, context_length=56,
+        text_width=128, text_layers=2, text_heads=4, activation="gelu", in_channels=1, input_size=28,
     ),
-    family="clip", doc="CLIP for 28x28 greyscale images: a vit-mini-sized image tower (7x7 patches), a 3-layer 128-wide text tower",
+    family="clip", doc="CLIP for 28x28 greyscale images: a vit-mini-sized image tower (7x7 patches), a 2-layer 128-wide text tower",
 )
