@@ -152,6 +152,41 @@ class Predictor:
             raise RunError("times: give a 1-D list of times at which to evaluate the survival function.")
         return grid.numpy(), self.task.predict_survival(self.model, self.preprocess(raw), grid).cpu().numpy()
 
+    # ----------------------------------------------------------------- image-text embeddings (CLIP)
+
+    @torch.no_grad()
+    def encode_image(self, raw: Any) -> np.ndarray:
+        """(N, D) L2-normalised embeddings of images (paths, PIL images, pixel arrays) in the run's shared space."""
+        self._require("embed")
+        return self.task.embed(self.model, _to(self.preprocessor.images(raw), self.device), "image").cpu().numpy()
+
+    @torch.no_grad()
+    def encode_text(self, raw: str | Sequence[str]) -> np.ndarray:
+        """(N, D) L2-normalised embeddings of captions (a string or a list of strings)."""
+        self._require("embed")
+        return self.task.embed(self.model, _to(self.preprocessor.text(raw), self.device), "text").cpu().numpy()
+
+    @torch.no_grad()
+    def zero_shot_proba(self, images: Any, class_names: Sequence[str], templates: Sequence[str] | None = None) -> np.ndarray:
+        """(N, K) probabilities of each image over ``class_names``, from prompts: each of ``templates`` (default:
+        the run's held-out templates, e.g. "a photo of {}.") filled with each name, ensembled per class."""
+        from .data.captions import prompts
+
+        self._require("zero-shot")
+        names = [str(n) for n in ([class_names] if isinstance(class_names, str) else class_names)]
+        templates = list(templates or self.meta.get("prompt_templates") or ["a photo of {}."])
+        if len(names) < 2 or any("{}" not in t for t in templates):
+            raise RunError("zero_shot: give at least two class names, and templates with a {} for the name.")
+        tokens = self.preprocessor.text([p for group in prompts(names, templates) for p in group])
+        tokens = _to(tokens, self.device).view(len(names), len(templates), -1)
+        images = _to(self.preprocessor.images(images), self.device)
+        return self.task.zero_shot(self.model, images, tokens).cpu().numpy()
+
+    def zero_shot(self, images: Any, class_names: Sequence[str], templates: Sequence[str] | None = None) -> list[str]:
+        """The most likely of ``class_names`` for each image, with no classifier trained (see ``zero_shot_proba``)."""
+        probabilities = self.zero_shot_proba(images, class_names, templates)
+        return [str(class_names[i]) for i in probabilities.argmax(-1)]
+
     # ----------------------------------------------------------------- generation
 
     def sample(self, n: int = 64, *, label: int | None = None, steps: int | None = None, seed: int = 0) -> torch.Tensor:

@@ -48,6 +48,7 @@ EXACT = {
     "gpt-tiny": 804_096,  # nanoGPT prints 0.80M (it leaves out the 8,192 position embeddings)
     "vit-b16": 86_567_656,  # timm vit_base_patch16_224
     "vit-l16": 304_326_632,  # timm vit_large_patch16_224
+    "clip-vit-b32": 151_277_313,  # open_clip ViT-B-32 (OpenAI's CLIP ViT-B/32; tests/oracles/test_clip.py builds both)
     "bert-base": 110_106_428,  # Hugging Face BertForPreTraining (BertModel: 109,482,240, checked below)
     # 6+6 layers, 512 wide, 37,000 shared BPE tokens, three-way tied embeddings; the paper
     # prints 65M for its base model, whose vocabulary handling it does not state exactly.

@@ -19,6 +19,7 @@ from deepatlas.data.tabular import TabularBatch
 from deepatlas.engine.checkpoint import load_checkpoint, save_checkpoint
 from deepatlas.models import count_parameters
 from deepatlas.models.bert import BertConfig
+from deepatlas.models.clip import CLIPConfig
 from deepatlas.models.cnn import AlexNetConfig, GoogLeNetConfig, VGGConfig
 from deepatlas.models.gan import GANConfig
 from deepatlas.models.gnn import GNN_CONFIGS, GATConfig
@@ -76,6 +77,11 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(vocab_size=50, embedding=8, hidden=12, attention_size=10, output_size=6)
     elif isinstance(config, LuongConfig):
         out.update(vocab_size=50, embedding=8, hidden=12)
+    elif isinstance(config, CLIPConfig):
+        out.update(
+            embed_dim=8, patch_size=4, input_size=16, image_width=16, image_layers=2, image_heads=2, vocab_size=50,
+            context_length=12, text_width=16, text_layers=2, text_heads=2,
+        )
     elif isinstance(config, ViTConfig):
         out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, mlp_dim=32)
     elif isinstance(config, UNetConfig):
@@ -107,8 +113,12 @@ def tabular_input(c: object, batch: int = 3) -> TabularBatch:
     return TabularBatch(torch.randn(batch, c.num_numeric), codes)
 
 
-def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Graphs | TabularBatch:
+def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Graphs | TabularBatch | tuple[torch.Tensor, torch.Tensor]:
     c = model.config
+    if isinstance(c, CLIPConfig):  # images and captions (end-of-text, the highest id, last)
+        tokens = torch.randint(1, c.vocab_size - 1, (batch + 1, min(12, c.context_length)))
+        tokens[:, -1] = c.vocab_size - 1
+        return torch.randn(batch, c.in_channels, c.input_size, c.input_size), tokens
     if hasattr(c, "num_numeric"):
         return tabular_input(c, batch)
     if hasattr(c, "context"):  # a window forecaster: (B, context, channels)
@@ -125,6 +135,8 @@ def run(model: torch.nn.Module, x: torch.Tensor | Graphs) -> torch.Tensor:
     """The model's forward on ``x`` (an encoder-decoder reads x as source and target)."""
     if isinstance(x, Graphs):
         return model(x.x, x.edge_index, x.batch)
+    if isinstance(model.config, CLIPConfig):  # image-caption logits
+        return model(*x)
     if isinstance(model.config, (TransformerConfig, BahdanauConfig, LuongConfig)):  # encoder-decoders
         return model(x, x)
     if isinstance(model.config, GANConfig):  # the discriminator's scores of generated images
@@ -146,6 +158,8 @@ def expected_shape(model: torch.nn.Module, x: torch.Tensor | Graphs) -> tuple[in
         return (x.num_graphs if c.graph_level else x.x.shape[0], c.num_classes)
     if isinstance(c, GANConfig):  # one score per image
         return (x.shape[0],)
+    if isinstance(c, CLIPConfig):  # every image against every caption
+        return (len(x[0]), len(x[1]))
     if isinstance(c, (VAEConfig, UNetConfig)):  # a reconstruction, a denoised image
         return tuple(x.shape)
     if hasattr(c, "num_outputs"):  # a tabular network
@@ -210,6 +224,9 @@ def test_full_size_preset_shapes_on_meta(name: str) -> None:
             assert run(model, x).shape == expected_shape(model, x)
         elif hasattr(c, "context"):
             x = torch.empty(2, c.context, c.input_size)
+            assert run(model, x).shape == expected_shape(model, x)
+        elif isinstance(c, CLIPConfig):
+            x = (torch.empty(2, c.in_channels, c.input_size, c.input_size), torch.ones(3, c.context_length, dtype=torch.long))
             assert run(model, x).shape == expected_shape(model, x)
         elif hasattr(c, "vocab_size"):
             longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or getattr(c, "max_len", 12)

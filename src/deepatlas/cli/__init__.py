@@ -1,6 +1,7 @@
 """The ``deepatlas`` command line: thin, it parses, calls the public API and prints.
 
-One module per command group: ``train`` (train, eval, sample), ``runs``,
+One module per command group: ``train`` (train, eval, sample), ``predict`` (predict, export),
+``embed`` (embed, search-images), ``runs``,
 ``bench``, ``tune`` (tune, studies, bench tune) and ``catalog`` (models,
 datasets, recipes, config); ``format`` is how they all print. Nothing heavy
 is imported before a command needs it: ``--help``, ``models`` and a recipe
@@ -21,7 +22,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DeepAtlasError
-from . import bench, catalog, crossval, explain, predict, runs, train, tune
+from . import bench, catalog, crossval, embed, explain, predict, runs, train, tune
 from .format import err, out
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(train.app)
 app.add_typer(catalog.app)
 app.add_typer(predict.app)
 app.add_typer(explain.app)
+app.add_typer(embed.app)
 app.add_typer(crossval.app)
 app.add_typer(tune.app)
 app.add_typer(runs.app, name="runs")

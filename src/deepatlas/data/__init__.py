@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import DATASETS
+from .captions import (
+    CaptionData,
+    CaptionOptions,
+    ImageCaptionsOptions,
+    load_fashion_mnist_captions,
+    load_image_captions,
+)
 from .graph_atlas import GraphAtlasOptions, load_graph_atlas
 from .graph_csv import GraphCsvOptions, load_graph_csv
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
@@ -54,6 +61,14 @@ DATASETS.register(
 DATASETS.register(
     "image-folder", load_image_folder, ImageFolderOptions(), family="image", data_kinds=("labelled", "images"),
     doc="your images: data.path=/folder with one sub-folder of PNG/JPEG files per class",
+)
+DATASETS.register(
+    "fashion-mnist-captions", load_fashion_mnist_captions, CaptionOptions(), family="image-text", data_kinds=("image-text",),
+    doc="Fashion-MNIST with generated captions; evaluation and zero-shot prompts use held-out templates (CLIP)",
+)
+DATASETS.register(
+    "image-captions", load_image_captions, ImageCaptionsOptions(), family="image-text", data_kinds=("image-text",),
+    doc="your image-caption pairs: data.path=pairs.csv with image and caption columns (CLIP)",
 )
 DATASETS.register(
     "tiny-shakespeare", load_tiny_shakespeare, TextOptions(), family="text", data_kinds=("tokens",),
@@ -143,6 +158,7 @@ def load_dataset(config: Any, state_dir: Path | None = None) -> Any:
 
 
 __all__ = [
+    "CaptionData",
     "ImageData",
     "ImageFolderOptions",
     "ImageOptions",

@@ -182,8 +182,56 @@ class PaddedTokenPreprocessor(_Tokenizing):
         return {"length": self.length, "pad_id": self.pad_id, "cls_id": self.cls_id}
 
 
+#: the special tokens of a caption tokenizer; end-of-text is the last, so it has the highest id (CLIP pools there)
+CAPTION_SPECIALS = ("[PAD]", "[SOT]", "[EOT]")
+
+
+@dataclass(frozen=True)
+class ImageTextPreprocessor(_Tokenizing):
+    """Images and captions for an image-text model (CLIP): ``images(raw)`` as :class:`ImagePreprocessor`
+    does, ``text(raw)`` -> ids (B, context_length): [SOT], the lower-cased caption's tokens (cut to fit),
+    [EOT], then [PAD]. Called directly, strings are captions and anything else images."""
+
+    channels: int
+    size: int
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    tokenizer: Any
+    context_length: int
+    kind: ClassVar[str] = "image-text"
+
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "mean", tuple(self.mean))
+        object.__setattr__(self, "std", tuple(self.std))
+
+    def __call__(self, raw: Any) -> torch.Tensor:
+        texts = isinstance(raw, str) or (isinstance(raw, (list, tuple)) and raw and all(isinstance(r, str) for r in raw))
+        return self.text(raw) if texts else self.images(raw)
+
+    def images(self, raw: Any) -> torch.Tensor:
+        return ImagePreprocessor(self.channels, self.size, self.scale, self.mean, self.std)(raw)
+
+    def text(self, raw: Any) -> torch.Tensor:
+        strings = self._strings(raw)
+        pad, sot, eot = (self.tokenizer.token_id(s) for s in CAPTION_SPECIALS)
+        ids = torch.full((len(strings), self.context_length), pad, dtype=torch.long)
+        for i, caption in enumerate(strings):
+            tokens = [sot, *self.tokenizer.encode(caption.lower())[: self.context_length - 2], eot]
+            ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        return ids
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels, "size": self.size, "scale": self.scale, "mean": list(self.mean),
+            "std": list(self.std), "context_length": self.context_length,
+        }
+
+
 #: kind -> preprocessor class; modules of other sources add theirs (``data.tabular``), with a ``from_json`` classmethod
-KINDS: dict[str, Any] = {p.kind: p for p in (Identity, ImagePreprocessor, TokenPreprocessor, PaddedTokenPreprocessor)}
+KINDS: dict[str, Any] = {
+    p.kind: p for p in (Identity, ImagePreprocessor, TokenPreprocessor, PaddedTokenPreprocessor, ImageTextPreprocessor)
+}
 
 
 def save_preprocessor(preprocessor: Preprocessor, folder: Path) -> None:

@@ -7,6 +7,7 @@ nothing of files, training loops or the CLI.
 
 from . import (
     bert,
+    clip,
     cnn,
     forecast,
     ft_transformer,
@@ -26,6 +27,6 @@ from . import (
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
-    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn", "gpt",
-    "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "tabular", "unet", "vae", "vit",
+    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn",
+    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "tabular", "unet", "vae", "vit",
 ]

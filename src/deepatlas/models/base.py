@@ -11,6 +11,7 @@ DATA_BOUND_FIELDS = (
     "num_numeric", "cardinalities",  # a table's inputs
     "context", "horizon",  # a series window's length (input_size: its channels) and the steps forecast
     "num_outputs",  # what the task needs the network to output (Task.model_meta)
+    "context_length",  # the longest caption of an image-text dataset, in tokens (CLIP)
 )
 
 

@@ -23,6 +23,10 @@ semantics); callers average.
   normalised so that the weights sum to the number of classes.
 - **"Balanced" inverse-frequency weights** (King & Zeng 2001; scikit-learn's ``compute_class_weight``):
   w_c = n / (K n_c).
+- **Symmetric InfoNCE** (CLIP, Radford et al. 2021; the survey seed's equation (8)): for logits
+  s_ij = exp(t) cos(f(x_i), g(y_j)) of n paired images and captions,
+  L = 1/2 (CE(S, diag) + CE(S^T, diag)), the mean of the image-to-text and text-to-image
+  cross-entropies with the matching pair as the class (the one loss here that returns the batch mean).
 """
 
 from __future__ import annotations
@@ -96,4 +100,14 @@ def effective_number_weights(counts: Sequence[int] | torch.Tensor, beta: float =
     return (raw * int((n > 0).sum()) / raw.sum()).float()
 
 
-__all__ = ["balanced_weights", "barron", "effective_number_weights", "focal", "huber", "pinball", "tukey", "weighted_mean"]
+__all__ = ["balanced_weights", "barron", "clip_loss", "effective_number_weights", "focal", "huber", "pinball", "tukey", "weighted_mean"]
+
+
+def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE of (n, n) image-text logits whose pair i is (image i, caption i): the mean of the
+    image-to-text cross-entropy (rows) and the text-to-image one (columns). A scalar, averaged over the batch."""
+    n = logits_per_image.shape[0]
+    if logits_per_image.shape != (n, n):
+        raise ValueError(f"clip_loss: expected square (n, n) logits of paired examples, got {tuple(logits_per_image.shape)}")
+    target = torch.arange(n, device=logits_per_image.device)
+    return (F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_image.t(), target)) / 2

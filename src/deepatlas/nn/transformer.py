@@ -4,7 +4,8 @@ Post-LN, the paper:  x = LayerNorm(x + Dropout(Sublayer(x)))
 Pre-LN (GPT-2, ViT): x = x + Dropout(Sublayer(LayerNorm(x)))
 Sub-layers: masked multi-head self-attention, optionally cross-attention over an
 encoder's output (the decoder), and the position-wise feed-forward network
-FFN(x) = act(x W_1 + b_1) W_2 + b_2 (equation 2, with ReLU in the paper, GELU in GPT/BERT/ViT).
+FFN(x) = act(x W_1 + b_1) W_2 + b_2 (equation 2, with ReLU in the paper, GELU in GPT/BERT/ViT,
+and CLIP's QuickGELU x * sigmoid(1.702 x), Radford et al. 2021).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from torch import nn
 
 from .attention import KVCache, MultiHeadAttention
 
-ACTIVATIONS = ("relu", "gelu", "gelu-tanh")
+ACTIVATIONS = ("relu", "gelu", "gelu-tanh", "quick-gelu")
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x): the sigmoid approximation of GELU that OpenAI's CLIP models were trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
 
 
 def dropout_layer(p: float) -> nn.Module:
@@ -29,6 +37,8 @@ def ffn_activation(name: str) -> nn.Module:
         return nn.GELU()
     if name == "gelu-tanh":  # GPT-2's approximation
         return nn.GELU(approximate="tanh")
+    if name == "quick-gelu":
+        return QuickGELU()
     raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
 
 

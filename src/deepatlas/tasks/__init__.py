@@ -2,6 +2,7 @@
 
 from . import (
     classification,
+    clip,
     diffusion,
     forecast,
     gan,
@@ -16,6 +17,6 @@ from . import (
 from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
-    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "forecast", "gan", "graph", "language", "quantile",
+    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "forecast", "gan", "graph", "language", "quantile",
     "regression", "seq2seq", "survival", "vae",
 ]

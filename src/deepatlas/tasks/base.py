@@ -55,6 +55,8 @@ CAPABILITIES = {
     "quantiles": "conditional quantiles (deepatlas.load(run).predict_quantiles)",
     "interval": "prediction intervals at a chosen coverage (deepatlas.load(run).predict_interval)",
     "survival": "survival curves S(t | x) (deepatlas.load(run).predict_survival_function)",
+    "embed": "embeddings of images and text in one space (deepatlas embed / deepatlas.load(run).encode_image, encode_text)",
+    "zero-shot": "classifies images into classes named in words, with no classifier trained (deepatlas.load(run).zero_shot)",
 }
 
 
@@ -235,6 +237,14 @@ class Task(ABC):
     def predict_survival(self, model: nn.Module, inputs: Any, times: torch.Tensor) -> torch.Tensor:
         """(B, len(times)) survival probabilities S(t | x). Raises by default."""
         raise self.cannot("predict survival curves")
+
+    def embed(self, model: nn.Module, inputs: Any, modality: str) -> torch.Tensor:
+        """(B, D) embeddings of preprocessed ``image`` or ``text`` inputs in a shared space. Raises by default."""
+        raise self.cannot("embed images and text")
+
+    def zero_shot(self, model: nn.Module, images: torch.Tensor, prompt_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, K) class probabilities of images from prompts (K classes, T templates, L tokens). Raises by default."""
+        raise self.cannot("classify zero-shot")
 
     def sample(
         self, model: nn.Module, n: int, labels: torch.Tensor | None = None, *,
