@@ -212,9 +212,12 @@ def _fit(
     run: Run, config: Config, data: DataBundle, model: nn.Module, task: Task,
     callbacks: Sequence[Callback], progress: bool | None, resume_from: Path | None,
 ) -> Run:
+    from .tracking.loggers import build_loggers
+
+    loggers = build_loggers(config.train.loggers, run, config.train.mlflow_uri, run.path.parent)
     trainer = Trainer(
         model, task, data, config, checkpoint_dir=run.path / "checkpoints",
-        callbacks=[RunRecorder(run), *_default_callbacks(progress), *callbacks],
+        callbacks=[RunRecorder(run), *_default_callbacks(progress), *loggers, *callbacks],
     )
     summary = run.summary  # the thread count the trainer chose (the default depends on the work and the cores)
     summary.setdefault("environment", {})["torch_threads"] = trainer.threads
@@ -228,6 +231,8 @@ def _fit(
         calibrate(task, best.to(trainer.device), data, trainer.device, run.path)
     if result.status == "completed" and config.train.test:
         _evaluate(run, config, data, task, "test", "best", device=trainer.device)
+    for logger in loggers:  # final metrics and figures, once the test evaluation has written them
+        logger.finish(run)
     return run
 
 

@@ -175,8 +175,17 @@ class TrainConfig:
         low=1, resumable=True,
     )
     deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
+    loggers: tuple[str, ...] = option((), "also log to: tensorboard, mlflow, csv (any of them; the run store always records)",
+                                      resumable=True)
+    mlflow_uri: Optional[str] = option(
+        None, "MLflow tracking URI for the mlflow logger (null: $MLFLOW_TRACKING_URI, else sqlite:///<runs dir>/mlflow.db)",
+        resumable=True)
 
     def validate(self, path: str) -> None:
+        allowed = ("tensorboard", "mlflow", "csv")
+        for name in self.loggers:
+            if name not in allowed:
+                raise ConfigError(f"{path}.loggers: unknown logger {name!r} (allowed: {', '.join(allowed)})." + suggest(name, allowed))
         if not _DEVICE.match(self.device):
             raise ConfigError(
                 f"{path}.device: {self.device!r} is not a device (allowed: auto, cpu, cuda, cuda:N, mps)."

@@ -150,3 +150,22 @@ def runs_reindex(runs_dir: Optional[Path] = RUNS_DIR) -> None:
     from ..tracking import RunStore
 
     out.print(f"indexed {RunStore(runs_dir).reindex()} runs")
+
+
+@app.command("export")
+def runs_export(
+    runs: list[str] = typer.Argument(None, help="Run ids, prefixes or folders (default: every completed run)."),
+    mlflow: str = typer.Option(..., "--mlflow", help="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://host:5000."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Without RUNS: only runs of this recipe."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+) -> None:
+    """Send runs to an MLflow tracking server: config as params, every metric at its step, final metrics, figures."""
+    from .. import api
+    from ..tracking.loggers import export_to_mlflow
+
+    refs = list(runs or []) or [r["id"] for r in api.list_runs(runs_dir, recipe=recipe, status="completed", limit=100_000)]
+    if not refs:
+        err.print("no runs to export")
+        raise typer.Exit(1)
+    for ours, theirs in export_to_mlflow([api.open_run(r, runs_dir) for r in refs], mlflow):
+        out.print(f"{ours} -> mlflow run {theirs}", markup=False)
