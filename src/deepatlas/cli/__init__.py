@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DeepAtlasError
-from . import bench, catalog, crossval, embed, explain, predict, runs, train, tune
+from . import bench, catalog, crossval, embed, explain, predict, report, runs, train, tune
 from .format import err, out
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.add_typer(train.app)
 app.add_typer(catalog.app)
 app.add_typer(predict.app)
 app.add_typer(explain.app)
+app.add_typer(report.app)
 app.add_typer(embed.app)
 app.add_typer(crossval.app)
 app.add_typer(tune.app)
