@@ -66,7 +66,7 @@ def test_gradcam_is_equations_1_and_2_by_hand() -> None:
     torch.testing.assert_close(cam1, cam0)
     with pytest.raises(ConfigError, match="Grad-CAM needs a convolutional model"):
         gradcam(_linear(), torch.randn(1, 1, 6, 6, dtype=torch.float64))
-    with pytest.raises(ConfigError, match="allowed: gradcam, integrated-gradients, saliency"):
+    with pytest.raises(ConfigError, match="allowed: gradcam, integrated-gradients, rollout, saliency"):
         explain(model, x, "lime")
 
 
@@ -86,3 +86,31 @@ def test_cli_explain_writes_an_overlay(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError) and "convolutional" in str(result.exception)
     result = runner.invoke(app, ["explain", run.id, "--input", str(path), "--target", "cat"])
     assert isinstance(result.exception, ConfigError) and "not a class of this run" in str(result.exception)
+
+
+def test_recorded_attention_is_what_the_layer_applies_and_rollout_is_the_product() -> None:
+    from deepatlas.explain import attention_rollout, record_attention, rollout
+    from deepatlas.registry import create_model
+
+    torch.manual_seed(0)
+    vit = create_model("vit-mini", depth=2, dim=16, heads=2, mlp_dim=32, dropout=0.0).eval()
+    x = torch.randn(2, 1, 28, 28)
+    weights = record_attention(vit, x)
+    assert len(weights) == 2 and weights[0].shape == (2, 2, 50, 50)  # 49 patches + [class]
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 2, 50))
+    # the recorded weights reproduce the first block's attention output (fused kernels keep none)
+    block = vit.blocks[0]
+    h = vit.patch_embed(x).flatten(2).transpose(1, 2)
+    h = vit.norm_pre(torch.cat([vit.cls_token.expand(2, -1, -1), h], 1) + vit.pos_embed)
+    attn = block.attn
+    q, k, v = (attn._heads(z) for z in attn.qkv_proj(block.ln1(h)).split(attn.d_model, dim=-1))
+    y = attn.out_proj((weights[0] @ v).transpose(1, 2).reshape(2, 50, attn.d_model))
+    torch.testing.assert_close(y, attn(block.ln1(h)), atol=1e-5, rtol=1e-4)
+    # rollout: ((A2 + I)/2) ((A1 + I)/2), the head means, rows renormalised (they already sum to 1)
+    eye = torch.eye(50)
+    a1, a2 = (0.5 * w.mean(1) + 0.5 * eye for w in weights)
+    torch.testing.assert_close(attention_rollout(weights), a2 @ a1)
+    heat = rollout(vit, x)
+    assert heat.shape == (2, 1, 28, 28) and bool((heat >= 0).all())
+    with pytest.raises(ConfigError, match="no attention layer"):
+        record_attention(_linear(), torch.randn(1, 1, 6, 6, dtype=torch.float64))

@@ -15,12 +15,23 @@ For a model f and a class c, with S = f(x)_c the class logit:
   (B, 1, h, w), upsampled bilinearly to the input size for an overlay. The default layer is the
   last module in forward order whose output is a 4-D map (the last convolutional stage or block).
 
-All three equal Captum's ``Saliency``, ``IntegratedGradients`` and ``LayerGradCam`` on the same model
+For Transformers:
+
+- **Attention maps**: the softmax weights of every layer and head (``record_attention``), as the
+  model's own attention computes them (fused kernels keep no weights, so they are recomputed from
+  the layer's queries and keys with the same masks).
+- **Attention rollout** (Abnar & Zuidema, 2020, sec. 3): with A_l the head-averaged weights of layer
+  l, the residual connection accounted for as A~_l = (A_l + I) / 2 (rows still sum to 1), the
+  rollout is A~_L ... A~_2 A~_1; for a ViT the [class] token's row over the patches, on the patch
+  grid and upsampled to the image, is the map (method ``rollout``).
+
+Saliency, integrated gradients and Grad-CAM equal Captum's ``Saliency``, ``IntegratedGradients`` and ``LayerGradCam`` on the same model
 and inputs (tests/oracles/test_explain_captum.py); Captum is a test oracle, not a dependency.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +42,7 @@ from torch import nn
 
 from .errors import ConfigError
 
-METHODS = ("saliency", "integrated-gradients", "gradcam")
+METHODS = ("saliency", "integrated-gradients", "gradcam", "rollout")
 
 
 def _scores(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -145,7 +156,65 @@ def gradcam(
     return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False) if upsample else cam
 
 
-EXPLAINERS: dict[str, Callable[..., Any]] = {"saliency": saliency, "integrated-gradients": integrated_gradients, "gradcam": gradcam}
+def record_attention(model: nn.Module, *inputs: Any) -> list[torch.Tensor]:
+    """The attention weights (B, h, Tq, Tk) of every attention layer, in the order they ran, for ``model(*inputs)``."""
+    from .nn.attention import MultiHeadAttention
+
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ConfigError(f"attention: {type(model).__name__} has no attention layer (rollout needs a Transformer).")
+    order: list[torch.Tensor] = []
+    hooks = []
+    for layer in layers:
+        layer.recorded = []
+        hooks.append(layer.register_forward_hook(lambda mod, _i, _o: order.append(mod.recorded[-1])))
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for layer, hook in zip(layers, hooks, strict=True):
+            layer.recorded = None
+            hook.remove()
+    return order
+
+
+def attention_rollout(weights: list[torch.Tensor], residual: float = 0.5) -> torch.Tensor:
+    """(B, T, T): prod_l ((1 - residual) mean_heads(A_l) + residual I), rows renormalised, the last layer leftmost."""
+    rollout = None
+    for a in weights:
+        mean = a.mean(dim=1)  # (B, T, T) over heads
+        mixed = (1 - residual) * mean + residual * torch.eye(mean.shape[-1], dtype=mean.dtype, device=mean.device)
+        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    if rollout is None:
+        raise ConfigError("attention_rollout: no attention weights.")
+    return rollout
+
+
+def rollout(model: nn.Module, x: torch.Tensor, target: Any = None) -> torch.Tensor:
+    """(B, 1, H, W): a ViT's attention rollout from its [class] token to the patches, upsampled to the image.
+    (Rollout does not depend on the class: ``target`` is accepted and ignored.)"""
+    r = attention_rollout(record_attention(model, x))  # (B, 1 + N, 1 + N)
+    patches = r[:, 0, 1:]
+    side = math.isqrt(patches.shape[1])
+    if side * side != patches.shape[1]:
+        raise ConfigError(f"rollout: {patches.shape[1]} tokens after the [class] token are not a square patch grid (a ViT's).")
+    grid = patches.reshape(-1, 1, side, side)
+    return F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def default_method(model: nn.Module) -> str:
+    """rollout for a model with attention layers, gradcam for one with 2-D feature maps, else saliency."""
+    from .nn.attention import MultiHeadAttention
+
+    if any(isinstance(m, MultiHeadAttention) for m in model.modules()):
+        return "rollout"
+    return "gradcam" if any(isinstance(m, nn.Conv2d) for m in model.modules()) else "saliency"
+
+
+EXPLAINERS: dict[str, Callable[..., Any]] = {
+    "saliency": saliency, "integrated-gradients": integrated_gradients, "gradcam": gradcam, "rollout": rollout,
+}
 
 
 def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None = None, **options: Any) -> torch.Tensor:
@@ -164,4 +233,5 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
     return attributions.abs().sum(dim=1)
 
 
-__all__ = ["METHODS", "explain", "find_layer", "gradcam", "integrated_gradients", "last_feature_map", "saliency"]
+__all__ = ["METHODS", "attention_rollout", "default_method", "explain", "find_layer", "gradcam", "integrated_gradients",
+           "last_feature_map", "record_attention", "rollout", "saliency"]

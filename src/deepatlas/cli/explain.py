@@ -17,7 +17,8 @@ app = typer.Typer()
 def explain(
     run: str = typer.Argument(..., help="Run id, prefix or folder of an image classifier (or an export folder)."),
     image: Path = typer.Option(..., "--input", "-i", help="An image file (PNG/JPEG); resized like the run's data."),
-    method: str = typer.Option("gradcam", "--method", "-m", help="saliency, integrated-gradients or gradcam."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="saliency, integrated-gradients, gradcam or rollout "
+                                         "(default: rollout for a Transformer, gradcam for a CNN, else saliency)."),
     target: Optional[str] = typer.Option(None, "--target", help="Class to explain (name or index; default: the predicted one)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Grad-CAM: a module name (default: the last 2-D feature map)."),
     steps: int = typer.Option(50, "--steps", help="Integrated gradients: quadrature steps."),
@@ -29,7 +30,7 @@ def explain(
     import torch
 
     from ..errors import ConfigError, DataError
-    from ..explain import METHODS, explain, find_layer
+    from ..explain import METHODS, default_method, explain, find_layer
     from ..predict import load
     from ..report.plots import plot_attribution
 
@@ -51,6 +52,7 @@ def explain(
     else:
         raise ConfigError(f"--target: {target!r} is not a class of this run ({', '.join(names) or f'0..{len(probabilities) - 1}'}).")
     options: dict[str, object] = {}
+    method = method or default_method(predictor.model)
     if method not in METHODS:
         explain(predictor.model, x, method)  # raises the one-line error naming the allowed methods
     if method == "gradcam" and layer:

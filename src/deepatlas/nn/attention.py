@@ -48,6 +48,17 @@ def reference_attention(
     return weights @ v  # (..., Tq, d)
 
 
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    """The weights softmax(q k^T / sqrt(d)) (..., Tq, Tk) that :func:`attention` applies, with its masks."""
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if causal:
+        cm = causal_mask(q.shape[-2], k.shape[-2], q.device)
+        scores = scores.masked_fill(~cm, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return scores.softmax(dim=-1)
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -126,6 +137,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
         self.cross, self.fused, self.dropout = cross, fused, dropout
+        self.recorded: list[torch.Tensor] | None = None  # a list while explain.record_attention records
         if cross:
             self.q_proj = nn.Linear(d_model, d_model, bias=bias)
             self.kv_proj = nn.Linear(d_model, 2 * d_model, bias=bias)
@@ -165,6 +177,8 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.update(layer, k, v)
         dropout = self.dropout if self.training else 0.0
+        if self.recorded is not None:  # deepatlas.explain.record_attention is listening: keep the weights
+            self.recorded.append(attention_weights(q, k, mask, causal).detach())
         y = attention(q, k, v, mask=mask, causal=causal, dropout=dropout, fused=self.fused)  # (B, h, T, hd)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, self.d_model))
 

@@ -141,11 +141,11 @@ def _epoch_figure(rows: Sequence[Mapping[str, Any]], title: str) -> bytes | None
 
 
 def _explanations(run: Any, count: int = 4) -> bytes | None:
-    """Grad-CAM (a convolutional model) or saliency of the first test images of an image classifier."""
+    """Rollout (a ViT), Grad-CAM (a convolutional model) or saliency of the first test images of an image classifier."""
     try:
         from ..build import load_trained_model, run_task
         from ..data import load_dataset
-        from ..explain import explain, last_feature_map
+        from ..explain import default_method, explain
 
         config = run.config
         task = run_task(run)
@@ -159,11 +159,7 @@ def _explanations(run: Any, count: int = 4) -> bytes | None:
         import torch
 
         x = next(iter(data.eval_batches("test", torch.device("cpu"))))[0][:count]
-        try:
-            last_feature_map(model, x)
-            method = "gradcam"
-        except Exception:
-            method = "saliency"
+        method = default_method(model)
         heat = explain(model, x, method)
         with torch.no_grad():
             predicted = model(x).argmax(1).tolist()
@@ -189,7 +185,8 @@ def _explanations(run: Any, count: int = 4) -> bytes | None:
         axes[1][j].imshow(h, cmap="inferno", alpha=0.55)
         for ax in (axes[0][j], axes[1][j]):
             ax.axis("off")
-    fig.suptitle(f"{method} of the predicted class, first test images", fontsize=10)
+    what = "attention rollout" if method == "rollout" else f"{method} of the predicted class"
+    fig.suptitle(f"{what}, first test images", fontsize=10)
     return _fig_bytes(fig)
 
 
