@@ -103,7 +103,7 @@ def test_recorded_attention_is_what_the_layer_applies_and_rollout_is_the_product
     h = vit.patch_embed(x).flatten(2).transpose(1, 2)
     h = vit.norm_pre(torch.cat([vit.cls_token.expand(2, -1, -1), h], 1) + vit.pos_embed)
     attn = block.attn
-    q, k, v = (attn._heads(z) for z in attn.qkv_proj(block.ln1(h)).split(attn.d_model, dim=-1))
+    v = attn._heads(attn.qkv_proj(block.ln1(h)).split(attn.d_model, dim=-1)[2])
     y = attn.out_proj((weights[0] @ v).transpose(1, 2).reshape(2, 50, attn.d_model))
     torch.testing.assert_close(y, attn(block.ln1(h)), atol=1e-5, rtol=1e-4)
     # rollout: ((A2 + I)/2) ((A1 + I)/2), the head means, rows renormalised (they already sum to 1)
@@ -114,3 +114,26 @@ def test_recorded_attention_is_what_the_layer_applies_and_rollout_is_the_product
     assert heat.shape == (2, 1, 28, 28) and bool((heat >= 0).all())
     with pytest.raises(ConfigError, match="no attention layer"):
         record_attention(_linear(), torch.randn(1, 1, 6, 6, dtype=torch.float64))
+
+
+def test_most_confidently_wrong_examples_are_the_wrong_rows_by_confidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepatlas.tasks.classification import Classification, ClassificationConfig
+
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [0.0, 3.0], [2.0, 0.0], [0.0, 9.0]])
+    y = torch.tensor([0, 0, 0, 1, 1])  # wrong: rows 1 (p 0.73), 2 (p 0.95), 3 (p 0.88)
+
+    class Fixed(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return logits[x[:, 0, 0, 0].long()]
+
+    shown: dict[str, object] = {}
+
+    def capture(images, titles, path, title=""):
+        shown["titles"] = titles
+        return path
+
+    monkeypatch.setattr("deepatlas.report.plots.plot_image_titles", capture)
+    task = Classification(ClassificationConfig(), {"num_classes": 2, "class_names": ["cat", "dog"]})
+    x = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 1, 4, 4).clone()
+    task._confident_errors(Fixed(), (x, y), ["cat", "dog"], tmp_path / "w.png", "test")
+    assert shown["titles"] == ["dog 0.95\n(true: cat)", "cat 0.88\n(true: dog)", "dog 0.73\n(true: cat)"]

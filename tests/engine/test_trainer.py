@@ -170,6 +170,7 @@ def test_train_returns_a_complete_summary() -> None:
     assert s["environment"]["torch"] == torch.__version__
     assert 0.0 <= s["eval"]["test"]["accuracy"] <= 1.0
     assert (run.path / "curves.png").is_file() and (run.path / "confusion-test.png").is_file()
+    assert (run.path / "wrong-test.png").is_file()  # images: the most confidently wrong test examples
     again = deepatlas.train(run.config_path, progress=False)  # the saved config re-runs as is
     assert again.config == run.config
     assert again.summary["final"] == s["final"]  # and reproduces the run

@@ -267,3 +267,21 @@ def plot_attribution(image: Any, heat: Any, path: str | Path, title: str = "") -
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_image_titles(images: Any, titles: Sequence[str], path: str | Path, title: str = "", columns: int = 8) -> Path:
+    """A grid of images (N, C, H, W), each min-max scaled for display, with a title under each."""
+    images = np.asarray(images, dtype=np.float32)
+    n = len(images)
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = _figure(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, text in zip(axes.flat, images, titles, strict=False):
+        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
+        ax.imshow(img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0)), cmap="gray" if img.shape[0] == 1 else None)
+        ax.set_title(text, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

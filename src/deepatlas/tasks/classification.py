@@ -141,17 +141,41 @@ class Classification(Task):
     def figures(
         self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
     ) -> list[Path]:
-        """The confusion matrix and the reliability diagram of an evaluation."""
+        """The confusion matrix and the reliability diagram of an evaluation, and for images the most confidently
+        wrong examples of the split's first batch (``wrong-<split>.png``)."""
         if evaluation is None or "confusion_matrix" not in evaluation.arrays:
             return []
         from ..report import plot_confusion, plot_reliability
 
         confusion = evaluation.arrays["confusion_matrix"]
         names = self.meta.get("class_names") or [str(i) for i in range(len(confusion))]
-        return [
+        out = [
             plot_confusion(confusion, names, folder / f"confusion-{split}.png", f"{folder.name} ({split})"),
             plot_reliability(evaluation.arrays["calibration"], folder / f"reliability-{split}.png", f"{split} calibration"),
         ]
+        if batch is not None and isinstance(batch[0], torch.Tensor) and batch[0].ndim == 4:
+            wrong = self._confident_errors(model, batch, names, folder / f"wrong-{split}.png", split)
+            out += [wrong] if wrong is not None else []
+        return out
+
+    @torch.no_grad()
+    def _confident_errors(self, model: nn.Module, batch: Any, names: list[str], path: Path, split: str, count: int = 16) -> Path | None:
+        from ..report.plots import plot_image_titles
+
+        x, y = batch
+        was_training = model.training
+        model.eval()
+        try:
+            p = model(x).float().softmax(dim=1)
+        finally:
+            model.train(was_training)
+        confidence, predicted = p.max(dim=1)
+        wrong = (predicted != y).nonzero().flatten()
+        if len(wrong) == 0:
+            return None
+        order = wrong[confidence[wrong].argsort(descending=True)][:count]
+        titles = [f"{names[predicted[i]]} {confidence[i]:.2f}\n(true: {names[y[i]]})" for i in order.tolist()]
+        return plot_image_titles(x[order].float().cpu().numpy(), titles, path, f"most confidently wrong ({split}, first batch)")
 
 
 TASKS.register(
