@@ -16,6 +16,7 @@ def test_gcn_learns_cora_from_140_labels(tmp_path: Path) -> None:
     history = run.metrics("epoch")
     assert run.status == "completed" and history[-1]["train/loss"] < 0.5 * history[0]["train/loss"]
     assert run.summary["eval"]["test"]["accuracy"] >= 0.77  # the paper: 0.815 after 200 epochs
+    assert (run.path / "embedding-test.png").is_file()  # the nodes in 2-D, by class
 
 
 def test_gin_trains_on_the_graph_atlas(tmp_path: Path) -> None:

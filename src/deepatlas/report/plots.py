@@ -285,3 +285,29 @@ def plot_image_titles(images: Any, titles: Sequence[str], path: str | Path, titl
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_embedding(features: Any, labels: Any, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Rows of ``features`` (N, D) on their first two principal components, coloured by class."""
+    x = np.asarray(features, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T if vt.shape[0] >= 2 else np.column_stack([x[:, 0], np.zeros(len(x))])
+    labels = np.asarray(labels)
+    fig, ax = _figure(figsize=(6, 5))
+    cmap = matplotlib_colormap("tab10" if len(class_names) <= 10 else "tab20")
+    for k, name in enumerate(class_names):
+        at = labels == k
+        if at.any():
+            ax.scatter(xy[at, 0], xy[at, 1], s=6, alpha=0.7, color=cmap(k % cmap.N), label=str(name))
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def matplotlib_colormap(name: str) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps[name]

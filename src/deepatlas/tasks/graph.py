@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,6 +61,37 @@ class NodeClassification(Classification):
 
     def batch_size(self, batch: Any) -> int:
         return int(batch[1].sum())
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Any = None) -> list[Path]:
+        """The classifier's figures, and the split's nodes in 2-D: the first two principal components of the
+        representation the last layer reads (its input), coloured by class (``embedding-<split>.png``)."""
+        out = super().figures(model, batch, folder, split, evaluation)
+        convs = getattr(model, "convs", None)
+        if batch is None or not convs:
+            return out
+        graph, mask = batch
+        kept: dict[str, torch.Tensor] = {}
+        def keep(_module: nn.Module, args: tuple[Any, ...]) -> None:  # a pre-hook that returns nothing leaves the inputs alone
+            kept.setdefault("h", args[0])
+
+        hook = convs[-1].register_forward_pre_hook(keep)
+        was_training = model.training
+        model.eval()
+        try:
+            self.logits(model, graph)
+        finally:
+            hook.remove()
+            model.train(was_training)
+        h = kept.get("h")
+        if h is None or h.layout != torch.strided:
+            return out
+        from ..report.plots import plot_embedding
+
+        names = self.meta.get("class_names") or [str(i) for i in range(int(graph.y.max()) + 1)]
+        path = folder / f"embedding-{split}.png"
+        return [*out, plot_embedding(h[mask].float().cpu().numpy(), graph.y[mask].cpu().numpy(), names, path,
+                                     f"{folder.name}: {split} nodes, the last layer's input (PCA)")]
 
 
 class GraphClassification(Classification):
