@@ -82,3 +82,15 @@ def test_study_report_in_a_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     text = page.read_text()
     assert "Best trials" in text and "Parameter importances" in text
     _check(page, tmp_path, 2)  # the optimisation history and the parallel coordinates
+
+
+def test_language_model_report_has_a_sample_and_an_attention_map(tmp_path: Path) -> None:
+    from deepatlas.report.html import run_report
+    from tests.test_language_e2e import CORPUS, lm_overrides
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    run = deepatlas.train("gpt-shakespeare-char", lm_overrides(corpus, **{"train.max_steps": 20}), runs_dir=tmp_path / "runs",
+                          progress=False)
+    text = run_report([run], tmp_path / "lm.html").read_text()
+    assert "A sample</h3><pre>" in text and "attention map for a prompt" in text

@@ -12,7 +12,7 @@ values differ), training curves (the epoch metrics, and the step logs: loss, lea
 throughput over time) and each family's own figures, which the tasks wrote into the run folder through
 the ``Task.figures`` contract (confusion matrices, reliability diagrams, samples, intervals, survival
 curves, forecasts, attention maps, ...), plus explanations (Grad-CAM or saliency) of a few test images for
-image classifiers. A study report: the best trials, parameter importances and the study's figures
+image classifiers, and for a language model a sample and its attention map. A study report: the best trials, parameter importances and the study's figures
 (optimisation history, parallel coordinates, Pareto front).
 """
 
@@ -190,6 +190,47 @@ def _explanations(run: Any, count: int = 4) -> bytes | None:
     return _fig_bytes(fig)
 
 
+def _language(run: Any, tokens: int = 300, shown: int = 40) -> str:
+    """A language model's sample (seed 0, temperature 0.8), and its last layer's attention over the sample's
+    first characters (head-averaged), for a run that can generate."""
+    try:
+        from ..build import run_task
+
+        if not run_task(run).can("generate"):
+            return ""
+        from ..predict import load
+
+        predictor = load(run, device="cpu")
+        text = predictor.generate("", max_new_tokens=tokens, seed=0)
+    except Exception:  # a sample is a nicety: a run that cannot generate here still reports
+        return ""
+    out = f"<h3>A sample</h3><pre>{_esc(text)}</pre>"
+    try:
+        import torch
+
+        from ..explain import record_attention
+
+        tokenizer = predictor.preprocessor.tokenizer
+        ids = tokenizer.encode(text)[:shown]
+        weights = record_attention(predictor.model, torch.tensor([ids]))[-1][0].mean(0)  # (T, T), the last layer
+    except Exception:  # a recurrent model has no attention
+        return out
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    labels = [tokenizer.decode([i]).replace("\n", "\\n").replace(" ", "\u2423") for i in ids]
+    fig, ax = plt.subplots(figsize=(7, 6.5))
+    ax.imshow(weights.numpy(), cmap="Greys", vmin=0, vmax=float(weights.max()))
+    ax.set_xticks(range(len(ids)), labels, fontsize=6)
+    ax.set_yticks(range(len(ids)), labels, fontsize=6)
+    ax.set_xlabel("attended (key)")
+    ax.set_ylabel("attending (query)")
+    ax.set_title("last layer's attention, mean over heads, over the sample's start", fontsize=9)
+    return out + _figure(_fig_bytes(fig), "attention map for a prompt")
+
+
 def _summary_row(run: Any) -> list[Any]:
     s = run.summary
     t, progress, best = s.get("time") or {}, s.get("progress") or {}, s.get("best") or {}
@@ -247,6 +288,7 @@ def run_report(runs: Sequence[Any], out: str | Path, explanations: bool = True) 
         pictures += sorted((r.path / "samples").glob("*.png")) if (r.path / "samples").is_dir() else []
         if pictures:
             body += "<h3>Figures</h3>" + "".join(_figure(p.read_bytes(), p.stem, width=560) for p in pictures)
+        body += _language(r)
         if explanations:
             picture = _explanations(r)
             if picture:
