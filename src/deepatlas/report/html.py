@@ -211,7 +211,7 @@ def _language(run: Any, tokens: int = 300, shown: int = 40) -> str:
         from ..explain import record_attention
 
         tokenizer = predictor.preprocessor.tokenizer
-        ids = tokenizer.encode(text)[:shown]
+        ids = tokenizer.encode(text)[:min(shown, int(getattr(predictor.model.config, "block_size", shown)))]
         weights = record_attention(predictor.model, torch.tensor([ids]))[-1][0].mean(0)  # (T, T), the last layer
     except Exception:  # a recurrent model has no attention
         return out
