@@ -67,6 +67,27 @@ def beam_search(
     return pad_after_eos(chosen, eos_id, pad_id)
 
 
+class Decoding:
+    """``greedy`` and ``beam_search`` for an encoder-decoder that is a :class:`StepDecoder` and whose ``config``
+    has ``vocab_size``, ``bos_id``, ``eos_id`` and ``pad_id``."""
+
+    config: Any
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, max_len: int) -> torch.Tensor:
+        """(B, <= max_len) output tokens (without [BOS]), padded after [EOS]."""
+        return self.beam_search(src, max_len, beam_size=1)
+
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, max_len: int, beam_size: int = 4, length_penalty: float = 0.6) -> torch.Tensor:
+        """Best hypothesis per source under the GNMT length penalty; (B, <= max_len), [PAD] after [EOS]."""
+        c = self.config
+        return beam_search(
+            self, src, max_len, beam_size, length_penalty, vocab_size=c.vocab_size, bos_id=c.bos_id, eos_id=c.eos_id,  # type: ignore[arg-type]
+            pad_id=c.pad_id,
+        )
+
+
 def pad_after_eos(tokens: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
     """Replace every token after a row's first [EOS] by [PAD]."""
     return tokens.masked_fill(after_eos(tokens, eos_id), pad_id)

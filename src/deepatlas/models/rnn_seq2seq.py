@@ -54,7 +54,7 @@ from torch import nn
 from ..nn.recurrent import GRUCell, LSTMCell, Recurrent
 from ..registry import register_model
 from ..schema import option
-from .decoding import after_eos, beam_search
+from .decoding import Decoding, after_eos
 
 
 class Memory(NamedTuple):
@@ -89,7 +89,7 @@ def _source(src: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor 
     return valid, (valid.sum(1) if src.device.type != "meta" else None)
 
 
-class AttentionSeq2Seq(nn.Module):
+class AttentionSeq2Seq(Decoding, nn.Module):
     """What the two families share: teacher forcing, decoding, attention weights.
 
     A subclass defines ``encode(src) -> (Memory, initial hidden state)``, ``decode(tgt_in (N, T),
@@ -137,18 +137,6 @@ class AttentionSeq2Seq(nn.Module):
         feed = None if state.feed is None else state.feed.index_select(0, index)
         return state._replace(hidden=hidden, feed=feed)
 
-    @torch.no_grad()
-    def greedy(self, src: torch.Tensor, max_len: int) -> torch.Tensor:
-        """(B, <= max_len) output tokens (without [BOS]), padded after [EOS]."""
-        return self.beam_search(src, max_len, beam_size=1)
-
-    @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, max_len: int, beam_size: int = 4, length_penalty: float = 0.6) -> torch.Tensor:
-        """Best hypothesis per source under the GNMT length penalty; (B, <= max_len), [PAD] after [EOS]."""
-        c = self.config
-        return beam_search(
-            self, src, max_len, beam_size, length_penalty, vocab_size=c.vocab_size, bos_id=c.bos_id, eos_id=c.eos_id, pad_id=c.pad_id,
-        )
 
     @torch.no_grad()
     def attention(self, src: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:

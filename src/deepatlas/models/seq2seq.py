@@ -29,7 +29,7 @@ from ..nn.positional import SinusoidalPositions
 from ..nn.transformer import TransformerBlock
 from ..registry import register_model
 from ..schema import option
-from .decoding import beam_search
+from .decoding import Decoding
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TransformerConfig:
             raise ConfigError(f"{path}.n_head: d_model ({self.d_model}) must be divisible by n_head ({self.n_head}).")
 
 
-class EncoderDecoder(nn.Module):
+class EncoderDecoder(Decoding, nn.Module):
     """``forward(src (B, S), tgt_in (B, T)) -> logits (B, T, vocab)`` with teacher forcing."""
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -131,18 +131,6 @@ class EncoderDecoder(nn.Module):
         state[2].reorder(index)
         return state
 
-    @torch.no_grad()
-    def greedy(self, src: torch.Tensor, max_len: int) -> torch.Tensor:
-        """(B, <= max_len) output tokens (without [BOS]), padded after [EOS]."""
-        return self.beam_search(src, max_len, beam_size=1)
-
-    @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, max_len: int, beam_size: int = 4, length_penalty: float = 0.6) -> torch.Tensor:
-        """Best hypothesis per source under the GNMT length penalty; (B, <= max_len), [PAD] after [EOS]."""
-        c = self.config
-        return beam_search(
-            self, src, max_len, beam_size, length_penalty, vocab_size=c.vocab_size, bos_id=c.bos_id, eos_id=c.eos_id, pad_id=c.pad_id,
-        )
 
 register_model(
     "transformer-base", EncoderDecoder, TransformerConfig(), family="transformer",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_text
-from ..tracking.loggers import flatten
+from ..tracking.compare import flatten
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}

@@ -3,18 +3,19 @@ and ran in the same environment (library versions, device, code)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .store import Run
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, path + "."))
+        if isinstance(value, Mapping):
+            out.update(flatten(value, path + "."))
         else:
             out[path] = value
     return out
@@ -22,7 +23,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def compare(runs: Sequence[Run]) -> dict[str, Any]:
     """``{"runs", "config" (differing keys only), "metrics", "warnings"}`` for ``runs``."""
-    configs = [_flatten(run.config.to_dict()) for run in runs]
+    configs = [flatten(run.config.to_dict()) for run in runs]
     keys = sorted(set().union(*configs)) if configs else []
     differing = {
         k: [c.get(k) for c in configs] for k in keys if len({repr(c.get(k)) for c in configs}) > 1

@@ -33,24 +33,13 @@ from typing import TYPE_CHECKING, Any
 from ..engine.callbacks import Callback
 from ..errors import ConfigError
 from ..io import write_text
+from .compare import flatten
 
 if TYPE_CHECKING:
     from ..engine.trainer import FitResult, Trainer
     from .store import Run
 
 LOGGERS = ("tensorboard", "mlflow", "csv")
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``; lists become their string form."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value if isinstance(value, (int, float, str, bool)) or value is None else str(list(value) if isinstance(value, tuple) else value)
-    return out
 
 
 def final_metrics(run: Run) -> dict[str, float]:
@@ -158,7 +147,7 @@ def _experiment(client: Any, name: str) -> str:
 def _params(config: Mapping[str, Any]) -> list[Any]:
     from mlflow.entities import Param
 
-    return [Param(k, str(v)[:6000]) for k, v in sorted(flatten(config).items())]
+    return [Param(k, str(list(v) if isinstance(v, tuple) else v)[:6000]) for k, v in sorted(flatten(config).items())]
 
 
 def _log_batch(client: Any, run_id: str, values: Mapping[str, Any], step: int, timestamp_ms: int | None = None) -> None:
@@ -282,4 +271,4 @@ def export_to_mlflow(runs: Iterable[Run], uri: str) -> list[tuple[str, str]]:
 
 
 __all__ = ["LOGGERS", "CSVLogger", "ExternalLogger", "MLflowLogger", "TensorBoardLogger", "build_loggers", "export_to_mlflow",
-           "flatten", "mlflow_uri", "write_metrics_csv"]
+           "mlflow_uri", "write_metrics_csv"]

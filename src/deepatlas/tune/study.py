@@ -36,6 +36,7 @@ from ..engine.signals import stop_signals
 from ..errors import ConfigError, one_of, suggest
 from ..io import derive_seed, write_json
 from ..registry import TASKS
+from ..tracking.compare import flatten
 from .callbacks import MetricNotFound, PruningCallback, StopWhenAsked, TrialLink
 from .objectives import objective_values
 from .space import (
@@ -294,18 +295,8 @@ def _setup(config: Config, spec: SearchSpec) -> dict[str, Any]:
     base = config.to_dict()
     base.pop("search", None)
     base.pop("description", None)
-    flat = {k: v for k, v in _flatten(base).items() if k not in _PLACE_KEYS}
+    flat = {k: v for k, v in flatten(base).items() if k not in _PLACE_KEYS}
     return json.loads(json.dumps({"config": flat, "search": spec.to_dict()}, default=str))
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _open_study(name: str, url: str, spec: SearchSpec, setup: dict[str, Any]) -> Any:
