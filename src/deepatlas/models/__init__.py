@@ -18,6 +18,7 @@ from . import (
     rnn,
     rnn_seq2seq,
     seq2seq,
+    ssl,
     tabular,
     unet,
     vae,
@@ -27,5 +28,5 @@ from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
     "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn", "gpt",
-    "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "tabular", "unet", "vae", "vit",
+    "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
 ]
