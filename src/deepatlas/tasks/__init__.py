@@ -10,6 +10,7 @@ from . import (
     quantile,
     regression,
     seq2seq,
+    ssl,
     survival,
     vae,
 )
@@ -17,5 +18,5 @@ from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
     "Evaluation", "StepOutput", "Task", "accumulate", "classification", "diffusion", "forecast", "gan", "graph", "language", "quantile",
-    "regression", "seq2seq", "survival", "vae",
+    "regression", "seq2seq", "ssl", "survival", "vae",
 ]
