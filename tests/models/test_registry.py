@@ -28,6 +28,7 @@ from deepatlas.models.resnet import ResNetConfig
 from deepatlas.models.rnn import CharRNNConfig
 from deepatlas.models.rnn_seq2seq import BahdanauConfig, LuongConfig
 from deepatlas.models.seq2seq import TransformerConfig
+from deepatlas.models.ssl import MAEConfig
 from deepatlas.models.unet import UNetConfig
 from deepatlas.models.vae import VAEConfig
 from deepatlas.models.vit import ViTConfig
@@ -84,6 +85,10 @@ def tiny_overrides(config: object) -> dict[str, object]:
         )
     elif isinstance(config, ViTConfig):
         out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, mlp_dim=32)
+    elif isinstance(config, MAEConfig):
+        out.update(patch_size=4, input_size=16, dim=16, depth=2, heads=2, decoder_dim=8, decoder_depth=1, decoder_heads=2)
+    elif hasattr(config, "encoder") and hasattr(config, "proj_dim"):  # SimCLR, BYOL, MoCo around a small encoder
+        out.update(encoder="lenet5", input_size=16, proj_hidden=16, proj_dim=8, queue_size=16)
     elif isinstance(config, UNetConfig):
         out.update(input_size=16, width=8, groups=2, attention_at=(4,), num_res_blocks=1)
     elif isinstance(config, GANConfig):
@@ -149,6 +154,9 @@ def run(model: torch.nn.Module, x: torch.Tensor | Graphs) -> torch.Tensor:
     if isinstance(model.config, VAEConfig):  # likelihood parameters; z is sampled: fix the noise
         torch.manual_seed(0)
         return model(x)[0]
+    if hasattr(model, "ssl_loss"):  # a self-supervised learner: its loss on two views (seeded masks, permutations)
+        views = (x, x.flip(-1))[: model.n_views]
+        return model.ssl_loss(views, 0, torch.Generator().manual_seed(0))[0].reshape(1)
     return model(x)
 
 
@@ -162,6 +170,8 @@ def expected_shape(model: torch.nn.Module, x: torch.Tensor | Graphs) -> tuple[in
         return (len(x[0]), len(x[1]))
     if isinstance(c, (VAEConfig, UNetConfig)):  # a reconstruction, a denoised image
         return tuple(x.shape)
+    if hasattr(model, "ssl_loss"):  # one loss
+        return (1,)
     if hasattr(c, "num_outputs"):  # a tabular network
         return (len(x), c.num_outputs)
     if hasattr(c, "num_classes"):  # a classifier (of images, or of token sequences like BERT)
@@ -187,9 +197,9 @@ def test_forward_backward_no_nan(name: str) -> None:
     if hasattr(model, "masked_lm"):  # BERT: the pre-training head has parameters of its own
         loss = loss + model.masked_lm(x).logsumexp(dim=-1).mean()
     loss.backward()
-    grads = [p.grad for p in model.parameters()]
+    grads = [p.grad for p in model.parameters() if p.requires_grad]  # momentum targets are not trained
     assert all(g is not None and torch.isfinite(g).all() for g in grads), "every parameter gets a finite gradient"
-    if hasattr(model, "forward_features"):
+    if hasattr(model, "forward_features") and hasattr(model, "head"):
         assert model.forward_features(x).shape == (3, model.head.in_features)
 
 

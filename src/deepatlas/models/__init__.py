@@ -19,6 +19,7 @@ from . import (
     rnn,
     rnn_seq2seq,
     seq2seq,
+    ssl,
     tabular,
     unet,
     vae,
@@ -28,5 +29,5 @@ from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
     "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn",
-    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "tabular", "unet", "vae", "vit",
+    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
 ]

@@ -11,12 +11,13 @@ from . import (
     quantile,
     regression,
     seq2seq,
+    ssl,
     survival,
     vae,
 )
 from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
-    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "forecast", "gan", "graph", "language", "quantile",
-    "regression", "seq2seq", "survival", "vae",
+    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "forecast", "gan", "graph", "language",
+    "quantile", "regression", "seq2seq", "ssl", "survival", "vae",
 ]
