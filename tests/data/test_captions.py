@@ -117,6 +117,24 @@ def test_csv_errors_name_the_key(tmp_path: Path) -> None:
         load_dataset(Config.from_dict({"data": {"name": "image-captions"}, "model": {"name": "clip-mini"}, "task": {"name": "clip"}}).data)
 
 
+def test_a_folder_with_its_captions(tmp_path: Path) -> None:
+    folder = tmp_path / "pairs"
+    csv_path = write_pairs(folder)
+    csv_path.rename(folder / "captions.csv")  # a folder with captions.csv: data.path is the folder
+    from_csv = load_dataset(pairs_config(folder, val_fraction=0.25, test_fraction=0.25).data)
+    (folder / "captions.csv").unlink()
+    lines = [f"{i}.png\t{'a square at the top' if i % 2 == 0 else 'a square at the bottom'}" for i in range(24)]
+    (folder / "captions.txt").write_text("\n".join(lines) + "\n\n")
+    from_txt = load_dataset(pairs_config(folder, val_fraction=0.25, test_fraction=0.25).data)
+    assert from_txt.fingerprints() == from_csv.fingerprints()  # the same pairs either way
+    (folder / "captions.txt").write_text("0.png a square with no tab\n")
+    with pytest.raises(DataError, match=r"captions.txt:1: expected 'file<TAB>caption'"):
+        load_dataset(pairs_config(folder).data)
+    (folder / "captions.txt").unlink()
+    with pytest.raises(DataError, match="has neither a captions.csv"):
+        load_dataset(pairs_config(folder).data)
+
+
 @pytest.mark.usefixtures("fashion_mnist")
 def test_fashion_mnist_captions() -> None:
     config = Config.from_dict({

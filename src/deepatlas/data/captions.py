@@ -53,7 +53,9 @@ class CaptionOptions(ImageOptions):
 class ImageCaptionsOptions(CaptionOptions):
     """Your image-caption pairs."""
 
-    path: Optional[str] = option(None, "CSV file with an image path and a caption per row (paths relative to the file)")
+    path: Optional[str] = option(
+        None, "CSV file with an image path and a caption per row (paths relative to the file), or a folder of images with a "
+        "captions.csv, or a captions.txt of 'file<TAB>caption' lines")
     image_column: str = option("image", "column of the image paths")
     caption_column: str = option("caption", "column of the captions")
     channels: int = option(3, "1: greyscale, 3: RGB", low=1, high=3)
@@ -329,17 +331,52 @@ def _read_pairs(path: Path, opts: ImageCaptionsOptions) -> tuple[list[Path], lis
     return files, captions
 
 
+def _read_caption_lines(path: Path) -> tuple[list[Path], list[str]]:
+    """``file<TAB>caption`` per line (blank lines skipped), files relative to the folder."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"data.path: cannot read {path} as UTF-8 text ({exc}).") from None
+    files, captions = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        image, tab, caption = line.partition("\t")
+        if not tab or not image.strip() or not caption.strip():
+            raise DataError(f"{path}:{number}: expected 'file<TAB>caption', got {line[:60]!r}.")
+        file = path.parent / image.strip()
+        if not file.is_file():
+            raise DataError(f"{path}:{number}: image {image.strip()!r} not found in {path.parent}.")
+        files.append(file)
+        captions.append(caption.strip())
+    if not files:
+        raise DataError(f"data.path: {path} has no 'file<TAB>caption' lines.")
+    return files, captions
+
+
+def _pairs(path: Path, opts: ImageCaptionsOptions) -> tuple[list[Path], list[str]]:
+    """The pairs of a CSV file, or of a folder's captions.csv or captions.txt."""
+    if path.is_file():
+        return _read_pairs(path, opts)
+    if path.is_dir():
+        if (path / "captions.csv").is_file():
+            return _read_pairs(path / "captions.csv", opts)
+        if (path / "captions.txt").is_file():
+            return _read_caption_lines(path / "captions.txt")
+        raise DataError(f"data.path: the folder {path} has neither a captions.csv (columns {opts.image_column}, "
+                        f"{opts.caption_column}) nor a captions.txt ('file<TAB>caption' lines).")
+    raise DataError(f"data.path: {path} does not exist (expected a CSV of image paths and captions, or a folder with one).")
+
+
 def load_image_captions(config: Any, state_dir: Path | None = None) -> CaptionData:
-    """Your pairs: ``data.path=pairs.csv`` with an image path and a caption per row."""
+    """Your pairs: ``data.path=pairs.csv`` with an image path and a caption per row, or a folder with its captions."""
     from .sources import _Decoder, _folder_split
 
     opts = config.options
     if not opts.path:
         raise DataError("data.path: image-captions needs a CSV file of image paths and captions (data.path=pairs.csv).")
     path = Path(opts.path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data.path: {path} is not a file (expected a CSV of image paths and captions).")
-    files, captions = _read_pairs(path, opts)
+    files, captions = _pairs(path, opts)
     images = _folder_split(files, [-1] * len(files), _Decoder(opts.channels, opts.resize))
     rest, test = stratified_split(np.zeros(len(files), dtype=np.int64), opts.test_fraction, seed=0, stratify=False, where=str(path))
     keep, held = stratified_split(np.zeros(len(rest), dtype=np.int64), config.val_fraction, config.split_seed, stratify=False, where=str(path))
