@@ -106,6 +106,7 @@ class SimCLR(nn.Module):
     """f + g, NT-Xent on the two views' projections."""
 
     n_views: ClassVar[int] = 2
+    ssl_learner: ClassVar[bool] = True  # declared for the ssl task (ssl_loss, forward_features, n_views)
 
     def __init__(self, config: SimCLRConfig) -> None:
         super().__init__()
@@ -149,6 +150,7 @@ class BYOL(nn.Module):
     """Online encoder + projector + predictor; EMA target encoder + projector under stop-gradient."""
 
     n_views: ClassVar[int] = 2
+    ssl_learner: ClassVar[bool] = True  # declared for the ssl task (ssl_loss, forward_features, n_views)
 
     def __init__(self, config: BYOLConfig) -> None:
         super().__init__()
@@ -196,6 +198,7 @@ class MoCo(nn.Module):
     """Query encoder + head, momentum key encoder + head, a FIFO queue of normalised keys."""
 
     n_views: ClassVar[int] = 2
+    ssl_learner: ClassVar[bool] = True  # declared for the ssl task (ssl_loss, forward_features, n_views)
 
     def __init__(self, config: MoCoConfig) -> None:
         super().__init__()
@@ -312,6 +315,8 @@ class MAE(nn.Module):
     """Masked autoencoder: ViT encoder on the visible patches, light decoder, loss on the masked ones."""
 
     n_views: ClassVar[int] = 1
+    ssl_learner: ClassVar[bool] = True  # declared for the ssl task (ssl_loss, forward_features, n_views)
+    reconstructs: ClassVar[bool] = True  # reconstruct(x, generator): the ssl task draws it
 
     def __init__(self, config: MAEConfig) -> None:
         super().__init__()

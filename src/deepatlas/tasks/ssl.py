@@ -75,7 +75,7 @@ class SSLTask(Task):
     # ----------------------------------------------------------------- training
 
     def check_model(self, model: nn.Module) -> None:
-        if not hasattr(model, "ssl_loss") or not hasattr(model, "forward_features"):
+        if not getattr(model, "ssl_learner", False):
             raise ConfigError(
                 f"model.name: the ssl task trains a self-supervised model (simclr, byol, moco, mae), "
                 f"not {type(model).__name__}."
@@ -159,7 +159,7 @@ class SSLTask(Task):
         self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
     ) -> list[Path]:
         """MAE: rows of originals, masked inputs (75% of patches removed) and reconstructions."""
-        if not hasattr(model, "reconstruct"):
+        if not getattr(model, "reconstructs", False):
             return []
         from ..report.plots import save_image_grid
 

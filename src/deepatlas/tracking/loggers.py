@@ -67,8 +67,8 @@ class ExternalLogger(Callback):
     def __init__(self, run: Run) -> None:
         self.run = run
 
-    def scalars(self, values: Mapping[str, Any], step: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def scalars(self, values: Mapping[str, Any], step: int) -> None:
+        """Send numbers at ``step`` (the default sends nothing: the CSV logger writes once, at the end)."""
 
     def on_log(self, trainer: Trainer, logs: dict[str, float]) -> None:
         self.scalars({f"log/{k}": v for k, v in logs.items()}, trainer.state.step)
@@ -217,9 +217,6 @@ class CSVLogger(ExternalLogger):
     """``metrics.csv``: the run's logged rows, one column per metric (written when the run ends)."""
 
     name = "csv"
-
-    def scalars(self, values: Mapping[str, Any], step: int) -> None:
-        pass  # the run store already keeps every row; the file is written from it once, atomically
 
     def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
         write_metrics_csv(self.run.metrics(), self.run.path / "metrics.csv")
