@@ -140,8 +140,16 @@ def _mlflow_client(uri: str) -> Any:
 
 
 def _experiment(client: Any, name: str) -> str:
+    """The experiment's id, created if new. With a SQLite store its artifacts go next to the database file (MLflow's
+    default would be ./mlruns in whatever folder the process runs in)."""
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    uri = str(client.tracking_uri)
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def _params(config: Mapping[str, Any]) -> list[Any]:
