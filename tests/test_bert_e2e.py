@@ -54,6 +54,13 @@ def test_fine_tuning_from_a_pretrained_run(labelled_csv: Path, tmp_path: Path) -
     assert tuned.summary["eval"]["test"]["accuracy"] >= 0.9  # the words give the mood away
     # the fine-tuned run reuses the pre-trained tokenizer
     assert (tuned.path / "tokenizer.json").read_text() == (mlm.path / "tokenizer.json").read_text()
+    # BERT runs cannot sample: the report fills in masked tokens of a test sequence (pre-training) and shows the
+    # attention map of the first test sequence (pre-training and text classification)
+    from deepatlas.report.html import run_report
+
+    page = run_report([mlm, tuned], tmp_path / "bert.html").read_text()
+    assert page.count("Filling in masked tokens") == 1 and "masked tokens of the first test sequence restored" in page
+    assert page.count("<figcaption>attention map for a prompt</figcaption>") == 2
 
 
 def test_text_csv_errors_name_the_column(tmp_path: Path) -> None:

@@ -65,6 +65,32 @@ def test_mlflow_logger_and_export_round_trip(tmp_path: Path) -> None:
     assert sent.data.metrics["test/accuracy"] == pytest.approx(found.data.metrics["test/accuracy"])
 
 
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path) -> None:
+    """Stopped in its second epoch, the MLflow run is KILLED; resumed, the same MLflow run goes on (its id is in
+    the checkpoint) and ends FINISHED with every epoch's metrics once, at increasing steps."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from tests.engine.test_trainer import StopAt
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = tiny_recipe(**{"train.loggers": "[mlflow]", "train.mlflow_uri": uri, "train.epochs": 3})
+    stopped = deepatlas.train("quickstart", overrides, callbacks=[StopAt(9)], runs_dir=tmp_path / "runs", progress=False)
+    assert stopped.status == "interrupted"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("quickstart").experiment_id
+    (first,) = client.search_runs([experiment])
+    assert first.info.status == "KILLED"
+    resumed = deepatlas.resume(stopped.id, progress=False, runs_dir=tmp_path / "runs")
+    assert resumed.status == "completed" and resumed.id == stopped.id
+    (found,) = client.search_runs([experiment])  # still one MLflow run
+    assert found.info.run_id == first.info.run_id and found.info.status == "FINISHED"
+    history = client.get_metric_history(found.info.run_id, "val/accuracy")
+    epochs = resumed.metrics("epoch")
+    assert len(epochs) == 3
+    assert [(m.step, m.value) for m in history] == [(row["step"], pytest.approx(row["val/accuracy"])) for row in epochs]
+
+
 def test_unknown_logger_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="train.loggers: unknown logger 'tensorbord'.*Did you mean 'tensorboard'"):
         deepatlas.train("quickstart", tiny_recipe(**{"train.loggers": "[tensorbord]"}), runs_dir=tmp_path, progress=False)

@@ -445,7 +445,8 @@ class Trainer:
 
     def _callback_states(self) -> dict[str, Any]:
         """The state of every callback that has one, under its name (saved in ``last``)."""
-        return {name: callback.state_dict() for name, callback in self._stateful_callbacks().items()}
+        states = {name: callback.state_dict() for name, callback in self._stateful_callbacks().items()}
+        return {name: state for name, state in states.items() if state is not None}
 
     def _load_callback_states(self, states: dict[str, Any]) -> None:
         for name, callback in self._stateful_callbacks().items():
@@ -453,9 +454,12 @@ class Trainer:
                 callback.load_state_dict(states[name])
 
     def _stateful_callbacks(self) -> dict[str, Callback]:
+        """The callbacks that can have a state (their class defines ``state_dict``), by unique name: the set does
+        not depend on what each holds now, so a logger that had no state yet when the run resumes (MLflow's run
+        id before ``on_fit_start``) still gets back what it saved."""
         named: dict[str, Callback] = {}
         for callback in self.callbacks:
-            if callback.state_dict() is not None:
+            if type(callback).state_dict is not Callback.state_dict or callback.state_dict() is not None:
                 named[_unique(callback_name(callback), named)] = callback
         return named
 

@@ -190,45 +190,90 @@ def _explanations(run: Any, count: int = 4) -> bytes | None:
     return _fig_bytes(fig)
 
 
-def _language(run: Any, tokens: int = 300, shown: int = 40) -> str:
-    """A language model's sample (seed 0, temperature 0.8), and its last layer's attention over the sample's
-    first characters (head-averaged), for a run that can generate."""
-    try:
-        from ..build import run_task
-
-        if not run_task(run).can("generate"):
-            return ""
-        from ..predict import load
-
-        predictor = load(run, device="cpu")
-        text = predictor.generate("", max_new_tokens=tokens, seed=0)
-    except Exception:  # a sample is a nicety: a run that cannot generate here still reports
-        return ""
-    out = f"<h3>A sample</h3><pre>{_esc(text)}</pre>"
+def _attention_figure(model: Any, ids: list[int], tokenizer: Any, caption: str) -> str:
+    """The last attention layer's weights (head-averaged) of ``model`` on ``ids``, as an inline figure; ""
+    for a model with no attention layer (a recurrent one)."""
     try:
         import torch
 
         from ..explain import record_attention
 
-        tokenizer = predictor.preprocessor.tokenizer
-        ids = tokenizer.encode(text)[:min(shown, int(getattr(predictor.model.config, "block_size", shown)))]
-        weights = record_attention(predictor.model, torch.tensor([ids]))[-1][0].mean(0)  # (T, T), the last layer
+        weights = record_attention(model, torch.tensor([ids]))[-1][0].float().mean(0)  # (T, T), the last layer
     except Exception:  # a recurrent model has no attention
-        return out
+        return ""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    labels = [tokenizer.decode([i]).replace("\n", "\\n").replace(" ", "\u2423") for i in ids]
+    labels = [tokenizer.decode([i]).replace("\n", "\\n").replace(" ", "\u2423") or "?" for i in ids]
     fig, ax = plt.subplots(figsize=(7, 6.5))
     ax.imshow(weights.numpy(), cmap="Greys", vmin=0, vmax=float(weights.max()))
     ax.set_xticks(range(len(ids)), labels, fontsize=6)
     ax.set_yticks(range(len(ids)), labels, fontsize=6)
     ax.set_xlabel("attended (key)")
     ax.set_ylabel("attending (query)")
-    ax.set_title("last layer's attention, mean over heads, over the sample's start", fontsize=9)
-    return out + _figure(_fig_bytes(fig), "attention map for a prompt")
+    ax.set_title(f"last layer's attention, mean over heads, {caption}", fontsize=9)
+    return _figure(_fig_bytes(fig), "attention map for a prompt")
+
+
+def _first_sequence(run: Any, pad: int | None) -> list[int]:
+    """The first sequence of the run's test split (else validation), without its padding."""
+    import torch
+
+    from ..data import load_dataset
+
+    data = load_dataset(run.config.data, state_dir=run.path)
+    split = "test" if "test" in getattr(data, "splits", {}) else "val"
+    ids = next(iter(data.eval_batches(split, torch.device("cpu"))))[0][0].tolist()
+    return [i for i in ids if i != pad] if pad is not None else ids
+
+
+def _fill_mask(predictor: Any, ids: list[int], every: int = 7) -> str:
+    """Every ``every``-th token of ``ids`` replaced by [MASK] and what the model fills in, beside the original."""
+    import torch
+
+    task, tokenizer = predictor.task, predictor.preprocessor.tokenizer
+    masked = [task.mask_id if k % every == every // 2 and i not in task.special else i for k, i in enumerate(ids)]
+    filled = task.predict(predictor.model, torch.tensor([masked]))["filled"][0].tolist()
+    hidden = [k for k, (a, b) in enumerate(zip(ids, masked, strict=True)) if a != b]
+    right = sum(filled[k] == ids[k] for k in hidden)
+
+    def text(seq: list[int]) -> str:
+        return "".join("\u2588" if i == task.mask_id else tokenizer.decode([i]) for i in seq)
+    rows = [("original", text(ids)), ("masked (\u2588)", text(masked)), ("filled in", text(filled))]
+    return (f"<h3>Filling in masked tokens</h3><p>{right} of {len(hidden)} masked tokens of the first test sequence "
+            "restored.</p>" + "".join(f"<p><b>{_esc(k)}</b></p><pre>{_esc(v)}</pre>" for k, v in rows))
+
+
+def _language(run: Any, tokens: int = 300, shown: int = 40) -> str:
+    """For a language model: a sample (seed 0, temperature 0.8) and its last layer's attention over the sample's
+    first tokens; for a masked language model the tokens it fills in; for any attention model of token
+    sequences (BERT classifying text) the attention map of the first test sequence."""
+    try:
+        from ..build import run_task
+
+        task = run_task(run)
+        generates = task.can("generate")
+        text_classifier = task.predicts == "labels" and (run.summary.get("data") or {}).get("meta", {}).get("pad_id") is not None
+        if not (generates or task.predicts == "fill-mask" or text_classifier):
+            return ""
+        from ..predict import load
+
+        predictor = load(run, device="cpu")
+        tokenizer = getattr(predictor.preprocessor, "tokenizer", None)
+        if tokenizer is None:
+            return ""
+        context = int(getattr(predictor.model.config, "block_size", 0) or getattr(predictor.model.config, "max_position", 0) or shown)
+        if generates:
+            text = predictor.generate("", max_new_tokens=tokens, seed=0)
+            ids = tokenizer.encode(text)[:min(shown, context)]
+            return f"<h3>A sample</h3><pre>{_esc(text)}</pre>" + _attention_figure(predictor.model, ids, tokenizer, "over the sample's start")
+        ids = _first_sequence(run, predictor.meta.get("pad_id"))[:min(shown, context)]
+        out = _fill_mask(predictor, ids) if task.predicts == "fill-mask" else ""
+        return out + _attention_figure(predictor.model, ids, tokenizer, "over the first test sequence")
+    except Exception:  # a sample is a nicety: a run that cannot show one here still reports
+        return ""
 
 
 def _summary_row(run: Any) -> list[Any]:
