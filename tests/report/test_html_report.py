@@ -62,6 +62,7 @@ def test_run_report_in_a_browser(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = page.read_text()
     assert "optim.lr" in text and "the keys that differ" in text  # the config difference between the runs
+    assert "training FLOPs" in text and "energy kWh" in text  # compute and energy
     assert text.count("<img") >= 4  # curves of both runs, and their confusion and reliability figures
     _check(page, tmp_path, 4)
 

@@ -281,9 +281,11 @@ def _summary_row(run: Any) -> list[Any]:
     t, progress, best = s.get("time") or {}, s.get("progress") or {}, s.get("best") or {}
     test = (s.get("eval") or {}).get("test") or {}
     shown_best = f"{best['metric']} {best['value']:.4g} (epoch {best.get('epoch')})" if isinstance(best.get("value"), (int, float)) else ""
+    per_sample = (s.get("flops") or {}).get("train_per_sample")
+    compute = per_sample * progress["samples"] if isinstance(per_sample, (int, float)) and progress.get("samples") else ""
     return [run.id, s.get("status", ""), s.get("model") or run.config.model.name, s.get("dataset") or run.config.data.name,
             (s.get("params") or {}).get("total", "") if isinstance(s.get("params"), dict) else s.get("params", ""), progress.get("epoch", ""), t.get("wall_s", ""), t.get("samples_per_s", ""),
-            (s.get("energy") or {}).get("kwh", ""), shown_best,
+            compute, s.get("peak_memory_mb", ""), (s.get("energy") or {}).get("kwh", ""), shown_best,
             ", ".join(f"{k} {v:.4g}" for k, v in list(test.items())[:4] if isinstance(v, (int, float)))]
 
 
@@ -319,7 +321,7 @@ def _metrics_section(runs: Sequence[Any]) -> str:
 def run_report(runs: Sequence[Any], out: str | Path, explanations: bool = True) -> Path:
     """Write the HTML report of ``runs`` (store :class:`~deepatlas.tracking.Run` objects) to ``out``."""
     runs = list(runs)
-    header = ("run", "status", "model", "data", "parameters", "epochs", "wall s", "samples/s", "energy kWh", "best", "test")
+    header = ("run", "status", "model", "data", "parameters", "epochs", "wall s", "samples/s", "training FLOPs", "peak MB", "energy kWh", "best", "test")
     body = "<h2>Summary</h2>" + _table(header, [_summary_row(r) for r in runs])
     body += _config_section(runs) + _metrics_section(runs)
     for r in runs:
