@@ -38,7 +38,7 @@ from .build import (
 from .config import Config, load_recipe, resumable_keys
 from .data import load_dataset
 from .data.bundle import DataBundle
-from .engine import Callback, ProgressBar, Trainer, load_checkpoint
+from .engine import Callback, ProgressBar, Trainer, distributed, load_checkpoint
 from .engine.device import autocast, autocast_dtype, resolve_device
 from .errors import ConfigError, RunError
 from .io import write_json
@@ -93,9 +93,17 @@ def train(
     """
     config = _as_config(config, overrides)
     autocast_dtype(config.train.precision, resolve_device(config.train.device))  # fp16 on a CPU fails before any work
+    with distributed.session(resolve_device(config.train.device).type, config.train.dist_timeout_s) as here:
+        return _train(config, here, runs_dir, callbacks, progress)
+
+
+def _train(
+    config: Config, here: distributed.World, runs_dir: str | Path | None, callbacks: Sequence[Callback], progress: bool | None,
+) -> Run:
     init = _init_source(config.train.init_from, runs_dir) if config.train.init_from else None
     data = load_dataset(config.data, state_dir=init[1] if init else None)  # a pre-trained run's tokenizer
     config, task, model = build(config, data.meta)
+    _seed_rank(config, here)
     init_report = _load_init(model, init[0]) if init else None
     device = resolve_device(config.train.device)
     first_batch = next(iter(data.eval_batches("train", torch.device("cpu"))), None)
@@ -115,10 +123,24 @@ def train(
         "environment": environment(device),
         "init_from": init_report,
     }
-    run = RunStore(runs_dir).create(config, summary)
-    data.save(run.path)  # the fitted preprocessing (and tokenizer): deepatlas.load(run) reads it
-    log.info("run %s: %s", run.id, run.path)
+    summary["distributed"] = {"processes": here.size, "strategy": config.train.strategy} if here.active else None
+    if here.main:
+        run = RunStore(runs_dir).create(config, summary)
+        data.save(run.path)  # the fitted preprocessing (and tokenizer): deepatlas.load(run) reads it
+        log.info("run %s: %s", run.id, run.path)
+    if here.active:  # rank 0 made the run folder; the others learn where it is and never write to it
+        path = Path(distributed.broadcast(str(run.path) if here.main else None))
+        run = run if here.main else Run(path)
     return _fit(run, config, data, model, task, callbacks, progress, resume_from=None)
+
+
+def _seed_rank(config: Config, here: distributed.World) -> None:
+    """Ranks after 0 draw their own random numbers (dropout, masks of their slice); the weights are rank 0's,
+    which DDP broadcasts."""
+    if here.rank > 0:
+        from .io import derive_seed
+
+        seed_everything(derive_seed(config.train.seed, "rank", here.rank))
 
 
 def resume(
@@ -135,6 +157,14 @@ def resume(
     e.g. ``train.epochs=40`` to train a completed run further.
     """
     run = run_ref if isinstance(run_ref, Run) else open_run(run_ref, runs_dir)
+    with distributed.session(resolve_device(run.config.train.device).type, run.config.train.dist_timeout_s) as here:
+        return _resume(run, here, overrides, callbacks, progress)
+
+
+def _resume(
+    run: Run, here: distributed.World, overrides: Sequence[str] | Mapping[str, Any], callbacks: Sequence[Callback],
+    progress: bool | None,
+) -> Run:
     config = run.config
     if overrides:
         items = overrides.items() if isinstance(overrides, Mapping) else [o.partition("=")[::2] for o in overrides]
@@ -148,7 +178,7 @@ def resume(
     summary = run.summary
     status = summary.get("status")
     same_host = (summary.get("environment") or {}).get("hostname") == socket.gethostname()
-    if status == "running" and same_host and _alive(summary.get("pid")):
+    if here.main and status == "running" and same_host and _alive(summary.get("pid")):
         raise RunError(f"run {run.id} is still running (pid {summary['pid']}); stop it first.")
     checkpoint = run.checkpoint("last")
     if not checkpoint.is_file():
@@ -166,7 +196,8 @@ def resume(
         if recorded.get(split) and recorded[split] != fingerprints[split]:
             raise RunError(f"run {run.id}: the {split} data changed since the run started (fingerprint differs).")
     config, task, model = build(config, data.meta)
-    if overrides:
+    _seed_rank(config, here)
+    if overrides and here.main:
         from .io import write_text
 
         write_text(run.config_path, config.to_yaml())
@@ -214,6 +245,11 @@ def _fit(
 ) -> Run:
     from .tracking.loggers import build_loggers
 
+    here = distributed.world()
+    if not here.main:  # rank 0 records, logs and shows progress; the other ranks only train
+        Trainer(model, task, data, config, checkpoint_dir=run.path / "checkpoints").fit(resume_from=resume_from)
+        distributed.barrier()
+        return run
     loggers = build_loggers(config.train.loggers, run, config.train.mlflow_uri, run.path.parent)
     trainer = Trainer(
         model, task, data, config, checkpoint_dir=run.path / "checkpoints",
@@ -223,6 +259,8 @@ def _fit(
     summary.setdefault("environment", {})["torch_threads"] = trainer.threads
     run.write_summary(summary)
     result = trainer.fit(resume_from=resume_from)
+    if here.active:  # every rank is done training; rank 0 alone tests and reports, with no collective
+        distributed.barrier()
     from .report import plot_curves
 
     plot_curves(run.metrics("epoch"), run.path / "curves.png", title=f"{run.id}")

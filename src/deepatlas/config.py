@@ -175,6 +175,12 @@ class TrainConfig:
         low=1, resumable=True,
     )
     deterministic: bool = option(False, "use deterministic algorithms only (slower on GPU)")
+    strategy: Literal["ddp", "fsdp"] = option(
+        "ddp", "with several processes (torchrun, --nproc N): DistributedDataParallel (weights on every rank) or FSDP "
+        "(weights, gradients and optimizer state sharded across ranks; checkpoints gathered into one file)")
+    dist_timeout_s: float = option(
+        300.0, "with several processes: seconds a rank waits for the others in a collective before the run fails",
+        low=1.0, resumable=True)
     loggers: tuple[str, ...] = option((), "also log to: tensorboard, mlflow, csv (any of them; the run store always records)",
                                       resumable=True)
     mlflow_uri: Optional[str] = option(

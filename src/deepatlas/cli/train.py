@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +25,9 @@ def train(
     runs_dir: Optional[Path] = RUNS_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     plain: bool = typer.Option(False, "--plain", help="Log lines instead of a progress bar."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="Train on N local processes (torchrun; DDP, or FSDP with train.strategy=fsdp). "
+        "On several machines run `torchrun --nnodes ... -m deepatlas train RECIPE` instead."),
 ) -> None:
     """Train a recipe: `deepatlas train quickstart`, `deepatlas train resnet20-fashion-mnist optim.lr=0.05`."""
     from ..config import load_recipe
@@ -34,6 +38,10 @@ def train(
         if recipe is None:
             raise DeepAtlasError("train: give a recipe (see `deepatlas recipes`) or --resume RUN.")
         config = load_recipe(recipe, overrides)  # a mistake in the recipe fails before torch is imported
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        args = [*([recipe] if recipe else []), *overrides, *(["--resume", resume] if resume else []),
+                *(["--runs-dir", str(runs_dir)] if runs_dir else []), *(["--quiet"] if quiet else []), *(["--plain"] if plain else [])]
+        raise typer.Exit(launch(nproc, args))
     from .. import api
 
     progress = False if quiet else (False if plain else None)
@@ -49,12 +57,27 @@ def train(
         run = api.resume(resume, overrides, runs_dir=runs_dir, progress=progress, callbacks=callbacks)
     else:
         run = api.train(config, runs_dir=runs_dir, progress=progress, callbacks=callbacks)
+    if int(os.environ.get("RANK", "0")) > 0:  # rank 0 reports the run; the others leave with its status
+        raise typer.Exit({"failed": 1, "interrupted": 130}.get(run.status or "", 0))
     _report_run(run)
     status = run.status
     if status == "failed":
         raise typer.Exit(1)
     if status == "interrupted":
         raise typer.Exit(130)
+
+
+def launch(nproc: int, args: list[str], command: str = "train") -> int:
+    """``deepatlas COMMAND ARGS`` on ``nproc`` local processes through torchrun (``torch.distributed.run``);
+    its exit code (0 when every process succeeded)."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "deepatlas", command, *args]
+    try:
+        return subprocess.run(argv, check=False).returncode
+    except KeyboardInterrupt:  # torchrun passed the signal on; its workers checkpoint and stop
+        return 130
 
 
 def _report_run(run: Any) -> None:

@@ -46,8 +46,19 @@ def tune_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampler seed (give each worker of a shared study its own)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final table."),
     as_json: bool = typer.Option(False, "--json", help="Print the study summary as JSON."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train each trial on N local processes (torchrun, DDP)."),
 ) -> None:
     """Search a recipe's `search:` space with Optuna; every trial is a normal run in the run store."""
+    import os
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from .train import launch
+
+        args = [recipe, *(overrides or []), "--trials", str(trials), "--sampler", sampler, "--pruner", pruner,
+                *(["--timeout", str(timeout)] if timeout is not None else []), *(["--study", study] if study else []),
+                *(["--storage", storage] if storage else []), *(["--runs-dir", str(runs_dir)] if runs_dir else []),
+                "--seed", str(seed), *(["--quiet"] if quiet else []), *(["--json"] if as_json else [])]
+        raise typer.Exit(launch(nproc, args, command="tune"))
     import optuna
 
     from ..tune import tune
@@ -58,6 +69,8 @@ def tune_cmd(
         recipe, list(overrides or []), trials=trials, sampler=sampler, pruner=pruner, timeout=timeout,
         study_name=study, storage=storage, runs_dir=runs_dir, seed=seed, progress=False,
     )
+    if result is None:  # a rank after 0 of a distributed search: rank 0 reports
+        return
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
     else:

@@ -35,6 +35,7 @@ from ..data.bundle import DataBundle
 from ..errors import CheckpointError, TrainingError
 from ..io import remove_stale_temps
 from ..tasks.base import Task, accumulate
+from . import distributed
 from .callbacks import Callback, callback_name
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clock import ComputeClock
@@ -94,7 +95,13 @@ class _Averager:
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def mean(self) -> dict[str, float]:
-        return {k: float(v) / self.counts[k] for k, v in self.sums.items()}
+        """Means per key; with several processes, of every rank's values (each rank logs the same keys)."""
+        if not self.sums:
+            return {}
+        means = torch.stack([v / self.counts[k] for k, v in self.sums.items()])
+        if distributed.world().active:
+            means = distributed.mean_over_ranks(means)
+        return dict(zip(self.sums, means.tolist(), strict=True))
 
     def state_dict(self) -> dict[str, Any]:
         return {"sums": {k: float(v) for k, v in self.sums.items()}, "counts": dict(self.counts)}
@@ -123,13 +130,22 @@ class Trainer:
         self.clock = ComputeClock()
         self.callbacks = [self.clock, *callbacks]
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.device = resolve_device(c.device)
+        self.world = distributed.world()
+        self.device = distributed.device_for(resolve_device(c.device), self.world)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.model = model.to(self.device)
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward_model = torch.compile(self.model) if c.compile else self.model
+        compiled = torch.compile(self.model) if c.compile else self.model
+        self._synced: nn.Module | None = None  # DDP / FSDP: the module whose gradients are all-reduced
+        if self.world.active:
+            if c.strategy == "fsdp" and c.ema_decay:
+                raise TrainingError("train.ema_decay: not with train.strategy=fsdp (the average would need the full weights on every rank).")
+            self._synced, self.forward_model = distributed.wrap(compiled, self.device, c.strategy)
+        else:
+            self.forward_model = compiled
+        self._eval_forward = compiled  # validation: every rank holds the weights (DDP) and sees its own batches
         self.params = task.parameters(self.model)
         self.optimizers = {name: build_optimizer(ps, config.optim) for name, ps in self.params.items()}
         for name, scale in task.lr_scales().items():
@@ -162,7 +178,8 @@ class Trainer:
     def fit(self, resume_from: str | Path | None = None) -> FitResult:
         """Train until the epochs or steps are done, early stopping, a signal or a failure."""
         if resume_from is not None:
-            self._remove_stale_temps()
+            if self.world.main:
+                self._remove_stale_temps()
             self.load(resume_from)
         self._stop = None
         self._session_start = self._last_log = (time.perf_counter(), self.state.samples)
@@ -187,7 +204,9 @@ class Trainer:
         except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint now, the last one stays valid
             status, reason = "interrupted", "stopped at once by a second signal; resume restarts from the last checkpoint"
         except Exception as exc:
-            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            lost = self.world.active and ("gloo" in str(exc) or "NCCL" in str(exc) or type(exc).__name__ == "DistBackendError")
+            prefix = "another process of this distributed run failed or was killed (see its log): " if lost else ""
+            self._finish("failed", f"{prefix}{type(exc).__name__}: {exc}")
             raise
         return self._finish(status, reason)
 
@@ -204,9 +223,12 @@ class Trainer:
             window_start = s.batch_in_epoch - s.batch_in_epoch % accum
             window = min(accum, self.num_batches - window_start)
             boundary = s.batch_in_epoch + 1 == window_start + window
+            n = self.task.batch_size(batch)
+            if self.world.active:  # the global batch, as one process sees it; this rank keeps its slice
+                batch = distributed.shard_batch(batch, n, self.world)
             self._train_batch(batch, window, boundary)
             s.batch_in_epoch += 1
-            s.samples += self.task.batch_size(batch)
+            s.samples += n
             if boundary:
                 self._after_step()
                 if self._stop is not None:
@@ -215,11 +237,12 @@ class Trainer:
     def _train_batch(self, batch: Any, window: int, boundary: bool) -> None:
         """Forward and backward of every phase; optimizer steps at accumulation boundaries."""
         for phase in self.task.phases(self.state.step):
-            with self._only_phase_params(phase), autocast(self.device, self.dtype):
-                out = self.task.training_step(self.forward_model, batch, phase)
-            if not torch.isfinite(out.loss.detach()):
-                raise NonFiniteLoss(self._nan_message(out.loss, phase))
-            self.scaler.scale(out.loss / window).backward()
+            with distributed.no_sync(self._synced, not boundary):
+                with self._only_phase_params(phase), autocast(self.device, self.dtype):
+                    out = self.task.training_step(self.forward_model, batch, phase)
+                if not torch.isfinite(out.loss.detach()):
+                    raise NonFiniteLoss(self._nan_message(out.loss, phase))
+                self.scaler.scale(out.loss / window).backward()
             if boundary:
                 self._optimizer_step(phase)
             logs = out.logs if len(self.optimizers) == 1 else {f"{phase}/{k}": v for k, v in out.logs.items()}
@@ -251,6 +274,14 @@ class Trainer:
             self.request_stop("completed", f"reached max_steps={c.max_steps}")
         if self._signal is not None:
             self.request_stop("interrupted", f"stopped by {self._signal}; resume with `deepatlas train --resume`")
+        if self.world.active and distributed.agree(self._stop is not None):
+            self._agree_on_stop()
+
+    def _agree_on_stop(self) -> None:
+        """Some rank stops after this step (a signal, max_steps, a callback on rank 0): every rank stops the same
+        way, an interruption first, else rank 0's reason."""
+        stops = [stop for stop in distributed.gather(self._stop) if stop is not None]
+        self._stop = next((stop for stop in stops if stop[0] == "interrupted"), stops[0])
 
     def _end_epoch(self, partial: bool) -> None:
         """Validate (when due), track the best checkpoint, early-stop, checkpoint."""
@@ -269,6 +300,8 @@ class Trainer:
             s.epoch, s.batch_in_epoch = s.epoch + 1, 0
             self._epoch_logs = _Averager()
         self._emit("on_epoch_end", metrics)
+        if self.world.active and distributed.agree(self._stop is not None):  # e.g. a search pruner on rank 0
+            self._agree_on_stop()
         self.save("last")
 
     # ----------------------------------------------------------------- validation and the monitor
@@ -278,11 +311,16 @@ class Trainer:
         """The EMA weights when EMA is on (and covers the whole model), else the trained model."""
         if self.ema is not None and self.task.ema_target(self.model) is self.model:
             return self.ema.module
-        return self.forward_model
+        return self._eval_forward if self.world.active and self.train_config.strategy == "ddp" else self.forward_model
 
     def validate(self, split: str = "val") -> dict[str, float]:
+        batches = self.data.eval_batches(split, self.device)
+        if self.world.active and self.train_config.strategy == "ddp":  # batches dealt round-robin, statistics combined
+            with autocast(self.device, self.dtype):
+                totals = accumulate(self.task, self.eval_model, distributed.round_robin(batches, self.world))
+            return self.task.reduce(distributed.combine_totals(totals))
         with autocast(self.device, self.dtype):
-            totals = accumulate(self.task, self.eval_model, self.data.eval_batches(split, self.device))
+            totals = accumulate(self.task, self.eval_model, batches)
         return self.task.reduce(totals)
 
     def _monitor(self, name: str | None) -> str:
@@ -390,14 +428,21 @@ class Trainer:
         """Write the ``last`` (full, resumable) or ``best`` (weights) checkpoint."""
         if self.checkpoint_dir is None:
             return None
+        ranks = None
+        if self.world.active and kind == "last":  # what differs between ranks: the RNG and the task's carried state
+            ranks = distributed.gather({"rng": _rng_state(), "task": self.task.state_dict()})
+        weights = self._full_state_dict()
+        optimizers = self._optimizer_states() if kind == "last" else None
+        if not self.world.main:  # rank 0 alone writes
+            return None
         payload: dict[str, Any] = {
-            "model": self.model.state_dict(),
+            "model": weights,
             "ema": self.ema.state_dict() if self.ema else None,
             "state": dataclasses.asdict(self.state),
         }
         if kind == "last":
             payload.update(
-                optimizers={n: o.state_dict() for n, o in self.optimizers.items()},
+                optimizers=optimizers,
                 scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 ema_updates=self.ema.updates if self.ema else 0,
                 rng=_rng_state(),
@@ -405,6 +450,7 @@ class Trainer:
                 callbacks=self._callback_states(),
                 task=self.task.state_dict(),
                 threads=self.threads,
+                ranks=ranks,
             )
         path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
         self._emit("on_checkpoint", path, kind)
@@ -420,9 +466,7 @@ class Trainer:
         """Restore everything ``save('last')`` wrote, so training continues exactly."""
         ckpt = load_checkpoint(path)
         try:
-            self.model.load_state_dict(ckpt["model"])
-            for name, opt in self.optimizers.items():
-                opt.load_state_dict(ckpt["optimizers"][name])
+            self._load_full_state_dict(ckpt["model"], ckpt["optimizers"])
             if ckpt.get("scaler"):
                 self.scaler.load_state_dict(ckpt["scaler"])
             if self.ema is not None and ckpt.get("ema") is not None:
@@ -433,8 +477,9 @@ class Trainer:
             self.state = TrainState(**state)
             self._epoch_logs.load_state_dict(ckpt["epoch_logs"])
             self._load_callback_states(ckpt.get("callbacks") or {"clock": legacy_clock})
-            self.task.load_state_dict(ckpt.get("task") or {})
-            _set_rng_state(ckpt["rng"])
+            own = self._own_rank_state(ckpt)
+            self.task.load_state_dict(own.get("task") or {})
+            _set_rng_state(own["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: does not fit this run's model or optimizers ({exc}).") from None
         if self.train_config.threads is None and ckpt.get("threads") and ckpt["threads"] != self.threads:
@@ -442,6 +487,60 @@ class Trainer:
             self.threads = ckpt["threads"]
             set_threads(self.threads)
             log.info("CPU threads: %d (as in the checkpoint)", self.threads)
+
+    def _own_rank_state(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """This rank's RNG and task state (one process: the checkpoint's own)."""
+        ranks = ckpt.get("ranks")
+        if not self.world.active:
+            if ranks and len(ranks) > 1:
+                log.warning("resuming a %d-process run in one process: random ops continue from rank 0's state", len(ranks))
+            return {"rng": ckpt["rng"], "task": ckpt.get("task")}
+        if not ranks or len(ranks) != self.world.size:
+            log.warning("the checkpoint was written by %s processes, not %d: each rank continues from %s, so the run "
+                        "is not exactly the one that stopped", len(ranks) if ranks else 1, self.world.size,
+                        "the saved states in turn" if ranks else "the one saved state")
+            ranks = ranks or [{"rng": ckpt["rng"], "task": ckpt.get("task")}]
+        return ranks[self.world.rank % len(ranks)]
+
+    def _full_state_dict(self) -> dict[str, torch.Tensor]:
+        """The model's weights as one process holds them (FSDP: gathered from the shards onto every rank's CPU)."""
+        if self._synced is not None and self.train_config.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            full = get_model_state_dict(self._synced, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            return {k.removeprefix("model."): v for k, v in full.items()}
+        return self.model.state_dict()
+
+    def _optimizer_states(self) -> dict[str, Any]:
+        if self._synced is not None and self.train_config.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return {n: get_optimizer_state_dict(self._synced, o, options=options) for n, o in self.optimizers.items()}
+        return {n: o.state_dict() for n, o in self.optimizers.items()}
+
+    def _load_full_state_dict(self, weights: dict[str, torch.Tensor], optimizers: dict[str, Any]) -> None:
+        if self._synced is not None and self.train_config.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self._synced, {f"model.{k}": v for k, v in weights.items()}, options=options)
+            for name, opt in self.optimizers.items():
+                set_optimizer_state_dict(self._synced, opt, optimizers[name], options=options)
+            return
+        self.model.load_state_dict(weights)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(optimizers[name])
 
     def _callback_states(self) -> dict[str, Any]:
         """The state of every callback that has one, under its name (saved in ``last``)."""

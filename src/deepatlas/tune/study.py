@@ -102,7 +102,7 @@ def tune(
     runs_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool | None = False,
-) -> StudyResult:
+) -> StudyResult | None:
     """Search the recipe's ``search:`` space with ``trials`` more runs; returns the study summary.
 
     ``sampler``: tpe, random, grid, cmaes, nsga2 or an Optuna sampler object; ``pruner``: none,
@@ -110,12 +110,40 @@ def tune(
     once passed. ``study_name`` defaults to the recipe's name; ``storage`` to
     $DEEPATLAS_STUDY_STORAGE, else ``sqlite:///<runs_dir>/studies.db``. Several workers sharing a storage should use distinct seeds.
     """
-    from ..tracking import RunStore
+    from ..engine import distributed
+    from ..engine.device import resolve_device
 
     if trials < 1:
         raise ConfigError(f"--trials: must be >= 1, got {trials}.")
     overrides = _as_strings(overrides)
     config = _load(recipe, overrides)
+    with distributed.session(resolve_device(config.train.device).type, config.train.dist_timeout_s) as here:
+        if here.active and not here.main:  # rank 0 drives the study; this rank trains each trial beside it
+            return _follow_trials(recipe, runs_dir)
+        result = _tune(recipe, overrides, config, trials, sampler, pruner, timeout, study_name, storage, runs_dir, seed, progress)
+        if here.active:
+            distributed.broadcast(None)  # no more trials
+        return result
+
+
+def _follow_trials(recipe: Config | str | os.PathLike[str], runs_dir: str | Path | None) -> StudyResult | None:
+    """A rank after 0 of a distributed search: train the trials rank 0 announces, until it announces none."""
+    from .. import api
+    from ..engine import distributed
+
+    while (overrides := distributed.broadcast(None)) is not None:
+        with contextlib.suppress(Exception):  # rank 0 records the failure; the search goes on
+            api.train(recipe, overrides, runs_dir=runs_dir, progress=False)
+    return None
+
+
+def _tune(
+    recipe: Config | str | os.PathLike[str], overrides: list[str], config: Config, trials: int, sampler: str | Any,
+    pruner: str | Any, timeout: float | None, study_name: str | None, storage: str | None, runs_dir: str | Path | None,
+    seed: int, progress: bool | None,
+) -> StudyResult:
+    from ..tracking import RunStore
+
     if not config.search:
         raise ConfigError(_no_search_message(recipe, config))
     task = TASKS.get(config.task.name, "task.name").factory
@@ -503,9 +531,13 @@ class _Driver:
             callbacks.append(PruningCallback(trial, first.name))
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={format_value(v)}" for k, v in values.items())
         log.info("trial %d: %s", trial.number, shown)  # rounded for reading; the run gets the exact values
+        from ..engine import distributed
+
+        everything = _trial_overrides(self.overrides, overrides)
+        if distributed.world().active:  # every rank trains this trial; rank 0 keeps the callbacks
+            distributed.broadcast(everything)
         try:
-            run = api.train(self.recipe, _trial_overrides(self.overrides, overrides), runs_dir=self.runs_dir,
-                            callbacks=callbacks, progress=self.progress)
+            run = api.train(self.recipe, everything, runs_dir=self.runs_dir, callbacks=callbacks, progress=self.progress)
         except KeyboardInterrupt:  # a second signal outside the trainer: stop at once, but leave no RUNNING trial
             self._interrupt(trial, link, self.signals.name or "SIGINT", at_once=True)
             return
