@@ -139,3 +139,20 @@ def test_shard_batch_keeps_each_ranks_contiguous_slice() -> None:
 def test_round_robin_deals_every_batch_once() -> None:
     dealt = [list(distributed.round_robin(iter(range(7)), distributed.World(r, 3))) for r in range(3)]
     assert dealt == [[0, 3, 6], [1, 4], [2, 5]]
+
+
+def test_search_trials_each_train_on_two_processes(tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"extends": "quickstart", "search": {"space": {
+        "optim.lr": {"type": "float", "low": 1.0e-3, "high": 3.0e-2, "log": True}}}}))
+    env = {k: v for k, v in os.environ.items() if k != "DEEPATLAS_STUDY_STORAGE"}
+    env["PYTHONPATH"] = str(Path(deepatlas.__file__).parents[1])
+    done = subprocess.run([sys.executable, "-m", "deepatlas", "tune", str(path), "train.epochs=1", "train.threads=1",
+                           "--trials", "2", "--sampler", "random", "--runs-dir", str(tmp_path / "runs"), "--quiet", "--nproc", "2"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = [Run(p.parent) for p in (tmp_path / "runs").glob("*/config.yaml")]
+    assert len(runs) == 2 and all(r.status == "completed" and r.summary["distributed"]["processes"] == 2 for r in runs)
+    assert "best trial" in done.stdout
