@@ -280,6 +280,8 @@ def bench_all(
     compile: bool = typer.Option(False, "--compile", help="Our defaults with torch.compile."),
     calls: int = typer.Option(3, help="Training steps per timed round."),
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    warmup: int = typer.Option(3, help="Untimed steps of each side first."),
+    peak_n: int = typer.Option(2048, help="Side of the square matmul that measures the machine's peak."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -292,7 +294,7 @@ def bench_all(
     import torch
 
     suite = Suite(families=tuple(family) or tuple(FAMILIES), defaults_families=tuple(defaults_family) or TABLE_B,
-                  extras=extras, loss_steps=loss_steps, compile=compile, calls=calls, rounds=rounds)
+                  extras=extras, loss_steps=loss_steps, compile=compile, calls=calls, rounds=rounds, warmup=warmup, peak_n=peak_n)
     result = run(suite, torch.device(device), say=lambda line: None if as_json else out.print(f"running {line}", style="dim"))
     if as_json:
         out.print_json(json.dumps(result))
