@@ -36,16 +36,30 @@ def bench_transformer(
         calls=calls, rounds=rounds,
     )
     rows = run(config, torch.device(device))
+    title = f"GPT training step, {n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size} tokens, {torch.get_num_threads()} threads"
+    _print_side_by_side(rows, {"ours": "ours", "hf": "HF"}, "tokens", title, as_json)
+
+
+def _print_side_by_side(
+    rows: list[dict], sides: dict[str, str], unit: str, title: str, as_json: bool, lead: tuple[str, ...] = ("precision",),
+) -> None:
+    """The rows of bench.common.compare: throughput and MFU of each side, the ratio, the peak, the spread."""
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    columns = ("precision", "ours tokens/s", "HF tokens/s", "ours / HF", "ours MFU", "HF MFU", "matmul peak GFLOP/s", "spread")
-    title = f"GPT training step, {n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size} tokens, {torch.get_num_threads()} threads"
-    result = table(columns, right=columns[1:], title=title)
+    names = list(sides)
+    labels = list(sides.values())
+    columns = (*lead, *(f"{label} {unit}/s" for label in labels), *([f"ours / {labels[1]}"] if len(names) > 1 else []),
+               *(f"{label} MFU" for label in labels), "matmul peak GFLOP/s", "spread")
+    result = table(columns, right=columns[len(lead):], title=title)
     for r in rows:
+        present = [n for n in names if f"{n}_mfu" in r]
         result.add_row(
-            r["precision"], f"{r['ours_tokens_per_s']:,.0f}", f"{r['hf_tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x",
-            f"{r['ours_mfu']:.1%}", f"{r['hf_mfu']:.1%}", f"{r['peak_gflops']:,.0f}", f"{r['spread']:.0%}",
+            *(str(r[k]) for k in lead),
+            *(f"{r[f'{n}_{unit}_per_s']:,.0f}" if n in present else "-" for n in names),
+            *([f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"] if len(names) > 1 else []),
+            *(f"{r[f'{n}_mfu']:.1%}" if n in present else "-" for n in names),
+            f"{r['peak_gflops']:,.0f}", f"{r['spread']:.0%}",
         )
     out.print(result)
     out.print(NOISE_NOTE)
@@ -150,3 +164,165 @@ def bench_checkpoint(
     for kind in ("save", "load"):
         rows.add_row(kind, *(f"{v['ms']:.1f} ms (x{v['ratio']:.2f})" for v in result[kind].values()))
     out.print(rows)
+
+
+@app.command("bert")
+def bench_bert(
+    n_layer: int = typer.Option(4, help="Layers."),
+    n_head: int = typer.Option(4, help="Attention heads."),
+    hidden: int = typer.Option(128, help="Width."),
+    intermediate: int = typer.Option(512, help="Feed-forward width."),
+    seq_len: int = typer.Option(128, help="Tokens per sequence."),
+    batch_size: int = typer.Option(32, help="Sequences per step."),
+    calls: int = typer.Option(5, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Masked-LM training throughput of our BERT vs Hugging Face's BertModel (BertForMaskedLM), same configuration."""
+    import torch
+
+    from ..bench.bert import BertBench, run
+
+    b = BertBench(n_layer=n_layer, n_head=n_head, hidden=hidden, intermediate=intermediate, seq_len=seq_len,
+                  batch_size=batch_size, calls=calls, rounds=rounds)
+    title = (f"BERT masked-LM step (AdamW), {n_layer} layers x {hidden} wide, batch {batch_size} x {seq_len} tokens, "
+             f"{torch.get_num_threads()} threads")
+    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "hf": "HF"}, "tokens", title, as_json)
+
+
+@app.command("unet")
+def bench_unet(
+    width: int = typer.Option(16, help="Channels at full resolution (the ddpm-fashion-mnist recipe's)."),
+    batch_size: int = typer.Option(64, help="Images per step."),
+    input_size: int = typer.Option(28, help="Image side."),
+    calls: int = typer.Option(5, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """DDPM training step of our UNet + scheduler vs diffusers' UNet2DModel + DDPMScheduler, same configuration."""
+    import torch
+
+    from ..bench.unet import UNetBench, param_counts, run
+
+    b = UNetBench(width=width, batch_size=batch_size, input_size=input_size, calls=calls, rounds=rounds)
+    counts = param_counts(b)
+    title = (f"DDPM UNet step (AdamW), {width}/{2 * width}/{2 * width} channels, attention at 7x7, batch {batch_size} x "
+             f"{input_size}x{input_size}, parameters ours {counts['ours']:,} / diffusers {counts['diffusers']:,}, "
+             f"{torch.get_num_threads()} threads")
+    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "diffusers": "diffusers"}, "images", title, as_json)
+
+
+@app.command("resnet")
+def bench_resnet(
+    model: list[str] = typer.Option(list(("resnet20", "resnet20-b", "resnet18", "resnet50")), "--model",
+                                    help="resnet20, resnet20-b, resnet18, resnet50 (repeat the option)."),
+    image_size: int = typer.Option(224, help="Image side of ResNet-18/50 (the CIFAR models take 32)."),
+    batch_size: int = typer.Option(8, help="Images per step of ResNet-18/50."),
+    cifar_batch_size: int = typer.Option(128, help="Images per step of the CIFAR models."),
+    calls: int = typer.Option(3, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Training throughput of our ResNet-20 (CIFAR) and ResNet-18/50 vs torchvision.models (where torchvision imports)."""
+    from ..bench.resnet import MODELS, ResNetBench, run, torchvision_missing
+
+    for m in model:
+        if m not in MODELS:
+            raise ConfigError(f"--model: {m!r} is not benchmarked (allowed: {', '.join(MODELS)}).")
+    import torch
+
+    b = ResNetBench(models=tuple(model), image_size=image_size, batch_size=batch_size, cifar_batch_size=cifar_batch_size,
+                    calls=calls, rounds=rounds)
+    missing = torchvision_missing()
+    if missing and not as_json:
+        out.print(missing, markup=False, soft_wrap=True)
+    title = f"ResNet training step (SGD), {torch.get_num_threads()} threads"
+    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "torchvision": "torchvision"}, "images", title,
+                        as_json, lead=("model", "precision"))
+
+
+@app.command("data")
+def bench_data(
+    limit: int = typer.Option(None, help="Use only this many Fashion-MNIST training images."),
+    batch_size: int = typer.Option(None, help="One batch size for every pipeline and model (default: the recipes')."),
+    calls: int = typer.Option(5, help="Batches (or training steps) per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Images/s our augmenting pipelines deliver vs images/s ResNet-20, ViT, MLP and SimCLR consume in training (goal 5x)."""
+    import torch
+
+    from ..bench.data import GOAL, DataBench, run
+
+    rows = run(DataBench(limit=limit, batch_size=batch_size, calls=calls, rounds=rounds), torch.device(device))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    columns = ("pipeline", "consumer (its training step)", "delivered images/s", "consumed images/s", "delivered / consumed", "spread")
+    result = table(columns, right=columns[2:], title=f"input pipelines against training, goal >= {GOAL:.0f}x, {torch.get_num_threads()} threads")
+    for r in rows:
+        result.add_row(r["pipeline"], f"{r['consumer']} ({r['setup']})", f"{r['delivered_images_per_s']:,.0f}",
+                       f"{r['consumed_images_per_s']:,.0f}", f"{r['ratio']:.1f}x" + ("" if r["goal_met"] else " (below goal)"),
+                       f"{r['spread']:.0%}")
+    out.print(result)
+
+
+@app.command("all")
+def bench_all(
+    family: list[str] = typer.Option([], "--family", help="Families of table (a) (repeat; default: all)."),
+    defaults_family: list[str] = typer.Option([], "--defaults-family", help="Families of table (b) (repeat; default: gpt, gpt-6x384, bert, unet, resnet20-b, resnet18)."),
+    extras: bool = typer.Option(True, help="Table (a) also runs bench gnn (Cora) and bench lstm."),
+    loss_steps: int = typer.Option(30, help="Steps of the short training runs of table (b) (0: none)."),
+    compile: bool = typer.Option(False, "--compile", help="Our defaults with torch.compile."),
+    calls: int = typer.Option(3, help="Training steps per timed round."),
+    rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    warmup: int = typer.Option(3, help="Untimed steps of each side first."),
+    peak_n: int = typer.Option(2048, help="Side of the square matmul that measures the machine's peak."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Every family against its reference: (a) the same settings on both sides, (b) each side's defaults, with final losses."""
+    from ..bench.suite import FAMILIES, TABLE_B, Suite, run
+
+    for name in (*family, *defaults_family):
+        if name not in FAMILIES:
+            raise ConfigError(f"--family: {name!r} is not benchmarked (allowed: {', '.join(FAMILIES)}).")
+    import torch
+
+    suite = Suite(families=tuple(family) or tuple(FAMILIES), defaults_families=tuple(defaults_family) or TABLE_B,
+                  extras=extras, loss_steps=loss_steps, compile=compile, calls=calls, rounds=rounds, warmup=warmup, peak_n=peak_n)
+    result = run(suite, torch.device(device), say=lambda line: None if as_json else out.print(f"running {line}", style="dim"))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for line in result["skipped"]:
+        out.print(line, markup=False, soft_wrap=True)
+    threads = torch.get_num_threads()
+    for key, title in (("same", f"(a) same settings on both sides (goal >= 1.00x), {threads} threads"),
+                       ("defaults", f"(b) each side's defaults (goal >= 1.30x for GPT, UNet, ResNet), {threads} threads")):
+        columns = ("family", "reference", "settings", "ours /s", "reference /s", "ratio", "goal", "ours MFU", "spread",
+                   *(("final loss ours / reference (noise)",) if key == "defaults" else ()))
+        rows = table(columns, right=columns[3:], title=title)
+        for r in result[key]:
+            if "skipped" in r:
+                rows.add_row(r["family"], "-", r["skipped"], *["-"] * (len(columns) - 3))
+                continue
+            ratio = r["ratio"]
+            cells = [r["family"], r["reference"] or "- (ours alone)", r["setting"], f"{r['ours_per_s']:,.1f} {r['unit']}",
+                     f"{r['reference_per_s']:,.1f}" if r["reference_per_s"] else "-",
+                     f"{ratio:.2f}x" if ratio is not None else "-",
+                     ("met" if ratio >= r["goal"] else f"below {r['goal']:.2f}x") if ratio is not None else "-",
+                     f"{r['ours_mfu']:.1%}" if r["ours_mfu"] is not None else "-", f"{r['spread']:.0%}"]
+            if key == "defaults":
+                loss = r.get("loss")
+                cells.append("-" if not loss else " / ".join(f"{v:.3f}" for v in loss["means"].values())
+                             + f" ({loss['noise']:.3f}){'' if loss['equal'] else ' differ'}")
+            rows.add_row(*cells)
+        out.print(rows)
+    out.print("reference defaults: " + "; ".join(f"{k}: {v}" for k, v in result["reference_defaults"].items()), markup=False, soft_wrap=True)
+    out.print(NOISE_NOTE + " Final loss: the mean of the last 5 steps, averaged over 2 seeds; noise: the largest "
+              "seed-to-seed difference of one side; 'differ' where the sides differ by more than twice that.")
