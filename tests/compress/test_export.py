@@ -92,8 +92,8 @@ def test_cli_exports_a_trained_run_to_onnx_checked_on_its_data(tmp_path: Path) -
     from typer.testing import CliRunner
 
     import deepatlas
-    from tests.conftest import tiny_recipe
     from deepatlas.cli import app
+    from tests.conftest import tiny_recipe
 
     run = deepatlas.train("quickstart", tiny_recipe(**{"train.epochs": 1}), progress=False)
     result = CliRunner().invoke(app, ["export", run.id, "-o", str(tmp_path / "out"), "--format", "onnx"])
