@@ -114,6 +114,7 @@ def train(
         },
         "environment": environment(device),
         "init_from": init_report,
+        "lineage": task.lineage(),
     }
     run = RunStore(runs_dir).create(config, summary)
     data.save(run.path)  # the fitted preprocessing (and tokenizer): deepatlas.load(run) reads it

@@ -192,6 +192,11 @@ class Task(ABC):
         """Take back what ``state_dict`` returned (tensors on the CPU); ``{}`` from a checkpoint without it."""
         return None  # nothing to take by default
 
+    def lineage(self) -> dict[str, Any] | None:
+        """The run this task's runs derive from (``{"parent": run id, "kind": ..., ...}``, recorded in the summary
+        as ``lineage``): a distilled student's teacher. None by default."""
+        return None
+
     def model_meta(self) -> dict[str, Any]:
         """Model config keys this task decides (e.g. ``num_outputs``: a distribution's parameters); none by default."""
         return {}
