@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = resumable_keys()
 
 __all__ = [
-    "RESUMABLE_KEYS", "build_model", "build_task", "checkpoint_path", "compare_runs", "evaluate", "list_runs", "load_trained_model",
+    "RESUMABLE_KEYS", "build_model", "build_task", "checkpoint_path", "compare_runs", "evaluate", "fit_model", "list_runs", "load_trained_model",
     "open_run", "resolve_model_config", "resume", "run_task", "sample", "sample_images", "seed_everything", "train",
 ]
 
@@ -122,6 +122,7 @@ def _train(
         },
         "environment": environment(device),
         "init_from": init_report,
+        "lineage": task.lineage(),
     }
     summary["distributed"] = {"processes": here.size, "strategy": config.train.strategy} if here.active else None
     if here.main:
@@ -203,6 +204,15 @@ def _resume(
         write_text(run.config_path, config.to_yaml())
     log.info("resuming run %s from step %s", run.id, progress_info.get("step"))
     return _fit(run, config, data, model, task, callbacks, progress, resume_from=checkpoint)
+
+
+def fit_model(
+    run: Run, config: Config, data: DataBundle, model: nn.Module, task: Task, *,
+    callbacks: Sequence[Callback] = (), progress: bool | None = None,
+) -> Run:
+    """Train an already built ``model`` (a pruned network, a smaller one) as the new run ``run``: the loop
+    ``train`` runs, with the run's checkpoints, logs and test evaluation. ``deepatlas.compress`` fine-tunes so."""
+    return _fit(run, config, data, model, task, callbacks, progress, resume_from=None)
 
 
 def _init_source(ref: str, runs_dir: str | Path | None) -> tuple[Path, Path | None]:
@@ -412,8 +422,14 @@ def list_runs(
     return RunStore(runs_dir).rows(recipe=recipe, status=status, limit=limit)
 
 
-def compare_runs(refs: Sequence[str | Path], runs_dir: str | Path | None = None) -> dict[str, Any]:
-    """Config differences, metrics and data warnings of several runs side by side."""
+def compare_runs(refs: Sequence[str | Path], runs_dir: str | Path | None = None, *, lineage: bool = False) -> dict[str, Any]:
+    """Config differences, metrics and data warnings of several runs side by side; ``lineage``: each run
+    preceded by the runs it derives from (a pruned model's original, a student's teacher)."""
     from .tracking.compare import compare
 
-    return compare([open_run(r, runs_dir) for r in refs])
+    runs = [open_run(r, runs_dir) for r in refs]
+    if lineage:
+        from .compress.lineage import expand
+
+        runs = expand(runs)
+    return compare(runs)

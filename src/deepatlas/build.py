@@ -181,7 +181,17 @@ def load_trained_model(run: Run, config: Config, task: Task, checkpoint: str = "
     path = checkpoint_path(run, checkpoint)
     model = build_model(config)
     ckpt, use_ema = load_weights(model, task, path)
-    return model.eval(), ckpt, path, use_ema
+    return derived_network(run, model).eval(), ckpt, path, use_ema
+
+
+def derived_network(run: Run, model: nn.Module) -> nn.Module:
+    """The network a run measured: ``model`` itself, or for a quantized run (``lineage.kind`` quantize) the
+    int8 network rebuilt from ``model``'s float weights and the run's saved observers (CPU only)."""
+    if (run.summary.get("lineage") or {}).get("kind") != "quantize":
+        return model
+    from .compress.quantize import load_quantized
+
+    return load_quantized(run, model)
 
 
 CALIBRATION = "calibration.safetensors"

@@ -30,6 +30,7 @@ from .build import (
     build_model,
     build_task,
     checkpoint_path,
+    derived_network,
     load_weights,
     restore_calibration,
     save_calibration_state,
@@ -64,7 +65,8 @@ class Predictor:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        tensor = next(self.model.parameters(), None)
+        return tensor.device if tensor is not None else torch.device("cpu")  # an int8 network has no float parameters
 
     @property
     def class_names(self) -> list[str] | None:
@@ -228,6 +230,8 @@ class Predictor:
         from safetensors.torch import save_file
 
         folder = Path(folder).expanduser()
+        if self.run is not None and (self.run.summary.get("lineage") or {}).get("kind") == "quantize":
+            raise RunError(f"{self.source}: an int8 run cannot be exported yet (its weights are packed int8); export its parent.")
         if folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
             raise RunError(f"{folder}: exists and is not an export folder; choose an empty or new folder.")
         folder.mkdir(parents=True, exist_ok=True)
@@ -273,6 +277,7 @@ def load(
     task = build_task(config, meta)
     model = build_model(config)
     load_weights(model, task, checkpoint_path(run, checkpoint))
+    model = derived_network(run, model)  # a quantized run: its int8 network
     if task.calibrates:
         if checkpoint != "best":
             raise RunError(f"{run.id}: a {config.task.name} run is calibrated on its best weights; load it with checkpoint='best'.")

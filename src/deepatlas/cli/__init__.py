@@ -1,6 +1,7 @@
 """The ``deepatlas`` command line: thin, it parses, calls the public API and prints.
 
 One module per command group: ``train`` (train, eval, sample), ``predict`` (predict, export),
+``compress`` (compress, quantize),
 ``embed`` (embed, search-images), ``runs``,
 ``bench``, ``tune`` (tune, studies, bench tune) and ``catalog`` (models,
 datasets, recipes, config); ``format`` is how they all print. Nothing heavy
@@ -22,7 +23,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DeepAtlasError
-from . import bench, catalog, crossval, embed, explain, predict, report, runs, train, tune
+from . import bench, catalog, compress, crossval, embed, explain, predict, report, runs, train, tune
 from .format import err, out
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.add_typer(train.app)
 app.add_typer(catalog.app)
 app.add_typer(predict.app)
+app.add_typer(compress.app)
 app.add_typer(explain.app)
 app.add_typer(report.app)
 app.add_typer(embed.app)

@@ -74,11 +74,22 @@ def _shown(prediction: object) -> str:
 def export(
     run: str = typer.Argument(..., help="Run id, prefix or folder."),
     folder: Path = typer.Option(..., "--out", "-o", help="Folder to write (created; must be new, empty or an export)."),
+    fmt: str = typer.Option("folder", "--format", "-f", help="folder, onnx, exported-program or torchscript (inside the folder)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    atol: float = typer.Option(1e-4, "--atol", help="Absolute tolerance of the check against the original.", min=0.0),
+    rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance of the check against the original.", min=0.0),
     runs_dir: Optional[Path] = RUNS_DIR,
 ) -> None:
-    """Write a self-contained folder (config, weights, preprocessing, tokenizer) that `deepatlas.load` reads."""
-    from ..predict import export as export_run
+    """Write a self-contained folder (config, weights, preprocessing, tokenizer) that `deepatlas.load` reads,
+    with the network as ONNX, a torch.export program or TorchScript (`--format onnx`), checked on the run's data."""
+    from ..compress.export import check_format
+    from ..compress.export import export as export_run
 
-    path = export_run(run, folder, checkpoint=checkpoint, runs_dir=runs_dir)
+    path, check = export_run(run, folder, fmt=check_format(fmt), checkpoint=checkpoint, runs_dir=runs_dir, atol=atol, rtol=rtol)
     out.print(f"exported {run} to {path} (load it with deepatlas.load({str(path)!r}))", markup=False)
+    if check is not None:
+        sizes = ", ".join(str(n) for n in check.batch_sizes if n) or "the whole graph"
+        out.print(
+            f"checked {path / check.file} with {check.runtime}: max |diff| {check.max_abs_error:.3g} "
+            f"(tolerance {check.atol:g} + {check.rtol:g}|y|) at batch sizes {sizes}", markup=False,
+        )

@@ -124,14 +124,15 @@ def runs_summary(
 
 @app.command("compare")
 def runs_compare(
-    runs: list[str] = typer.Argument(..., help="Two or more run ids, prefixes or folders."),
+    runs: list[str] = typer.Argument(..., help="Two or more run ids, prefixes or folders (one with --lineage)."),
     runs_dir: Optional[Path] = RUNS_DIR,
+    lineage: bool = typer.Option(False, "--lineage", help="Precede each run by the runs it derives from (compression chains)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Side by side: the config keys that differ, then metrics; warns if the data or the environment differed."""
     from .. import api
 
-    result = api.compare_runs(runs, runs_dir)
+    result = api.compare_runs(runs, runs_dir, lineage=lineage)
     if as_json:
         out.print_json(json.dumps(result))
         return

@@ -47,6 +47,10 @@ class ResNetConfig:
     stem_width: int = option(64, "channels of the stem convolution", low=1)
     dropout: float = option(0.0, "dropout between the convolutions of a block (Wide ResNet)", low=0.0, high=1.0)
     zero_init_residual: bool = option(False, "start each residual branch at zero (last BN weight = 0)")
+    inner_widths: tuple[int, ...] = option(
+        (), "basic blocks: channels between each block's two convolutions, one per block in order "
+        "(channel pruning makes them smaller; empty: the stage width)", low=1,
+    )
     in_channels: int = option(3, "image channels", low=1)
     num_classes: int = option(1000, "output classes", low=1)
     input_size: int = option(224, "image side in pixels", low=1)
@@ -60,6 +64,11 @@ class ResNetConfig:
             raise ConfigError(f"{path}.base_width: bottleneck width int(width * base_width / 64) must be >= 1.")
         if self.shortcut == "A" and self.block == "bottleneck":
             raise ConfigError(f"{path}.shortcut: option A (zero padding) is defined for basic blocks only.")
+        if self.inner_widths and (self.block != "basic" or len(self.inner_widths) != sum(self.layers)):
+            raise ConfigError(
+                f"{path}.inner_widths: needs block=basic and one width per block ({sum(self.layers)}), "
+                f"got {len(self.inner_widths)} for block={self.block}; leave it empty for the stage widths."
+            )
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -99,11 +108,12 @@ class BasicBlock(nn.Module):
     expansion = 1
     last_bn = "bn2"  # zeroed by zero_init_residual
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
+    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None) -> None:
         super().__init__()
-        self.conv1, self.bn1 = conv3x3(c_in, width, stride), nn.BatchNorm2d(width)
+        inner = inner or width
+        self.conv1, self.bn1 = conv3x3(c_in, inner, stride), nn.BatchNorm2d(inner)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
-        self.conv2, self.bn2 = conv3x3(width, width), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = conv3x3(inner, width), nn.BatchNorm2d(width)
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,10 +155,11 @@ class PreActBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
+    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None) -> None:
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), conv3x3(c_in, width, stride)
-        self.bn2, self.conv2 = nn.BatchNorm2d(width), conv3x3(width, width)
+        inner = inner or width
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), conv3x3(c_in, inner, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(inner), conv3x3(inner, width)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=True)
 
@@ -212,11 +223,12 @@ class ResNet(ImageClassifier):
 
         stages: list[nn.Module] = []
         width_in = c.stem_width
+        inner = iter(c.inner_widths)
         for i, (n_blocks, width) in enumerate(zip(c.layers, c.widths, strict=True)):
             blocks = []
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(width_in, width, stride, c))
+                blocks.append(block(width_in, width, stride, c, next(inner)) if c.inner_widths else block(width_in, width, stride, c))
                 width_in = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)

@@ -4,6 +4,7 @@ from . import (
     classification,
     clip,
     diffusion,
+    distillation,
     forecast,
     gan,
     graph,
@@ -18,6 +19,6 @@ from . import (
 from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
-    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "forecast", "gan", "graph", "language",
+    "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "distillation", "forecast", "gan", "graph", "language",
     "quantile", "regression", "seq2seq", "ssl", "survival", "vae",
 ]

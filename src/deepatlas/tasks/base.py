@@ -9,11 +9,13 @@ here with a default, so that the api and the CLI ask the task and never probe:
 
 - ``directions``: whether each metric the task reports should go up or down;
 - ``capabilities``: what a trained run can do beyond training and evaluation
-  (``predict``, ``sample``, ``sample-steps``, ``generate``), as data;
+  (``predict``, ``sample``, ``sample-steps``, ``generate``, ``export``), as data;
 - ``predict`` (raw model outputs -> what a user gets), ``sample`` (images),
   ``generate`` (tokens) and ``figures`` (pictures of a trained model), each
   raising a clear :class:`~deepatlas.errors.CapabilityError` (or drawing
   nothing) by default;
+- ``export_inputs``: the network's positional inputs for a batch and their dynamic dimensions,
+  for ONNX / torch.export / TorchScript (tasks that declare ``export``);
 - ``data_kind``: the kind of data bundle the task takes;
 - ``model_meta``: what the network must output for this task (``num_outputs``), filled
   into the model config next to the data-bound keys;
@@ -57,6 +59,7 @@ CAPABILITIES = {
     "survival": "survival curves S(t | x) (deepatlas.load(run).predict_survival_function)",
     "embed": "embeddings of images and text in one space (deepatlas embed / deepatlas.load(run).encode_image, encode_text)",
     "zero-shot": "classifies images into classes named in words, with no classifier trained (deepatlas.load(run).zero_shot)",
+    "export": "exports its network as ONNX, a torch.export program or TorchScript (deepatlas export RUN --format onnx)",
 }
 
 
@@ -77,6 +80,16 @@ class StepOutput(NamedTuple):
 
     loss: torch.Tensor
     logs: Mapping[str, torch.Tensor]
+
+
+class ExportInputs(NamedTuple):
+    """The positional tensor arguments of ``model(*args)`` for a batch, as an exported graph takes them:
+    ``names`` (one per argument) and ``dynamic`` (per argument, its dimensions that may change size, by name:
+    ``{0: "batch"}``)."""
+
+    args: tuple[torch.Tensor, ...]
+    names: tuple[str, ...]
+    dynamic: tuple[Mapping[int, str], ...]
 
 
 class Evaluation(NamedTuple):
@@ -179,6 +192,11 @@ class Task(ABC):
         """Take back what ``state_dict`` returned (tensors on the CPU); ``{}`` from a checkpoint without it."""
         return None  # nothing to take by default
 
+    def lineage(self) -> dict[str, Any] | None:
+        """The run this task's runs derive from (``{"parent": run id, "kind": ..., ...}``, recorded in the summary
+        as ``lineage``): a distilled student's teacher. None by default."""
+        return None
+
     def model_meta(self) -> dict[str, Any]:
         """Model config keys this task decides (e.g. ``num_outputs``: a distribution's parameters); none by default."""
         return {}
@@ -221,6 +239,11 @@ class Task(ABC):
         """What a user gets for a batch of preprocessed inputs (model in eval mode, no grad):
         labels + probabilities, decoded sequences, a distribution... Raises by default."""
         raise self.cannot("predict")
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """The network's positional inputs for a (validation) batch, for export: what ``model(*args)`` takes
+        and which of its dimensions are dynamic. Raises by default (a task that declares ``export`` overrides it)."""
+        raise self.cannot("export")
 
     def predict_distribution(self, model: nn.Module, inputs: Any) -> Any:
         """The predictive distribution of each row (a ``torch.distributions.Distribution``). Raises by default."""

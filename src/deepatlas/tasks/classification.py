@@ -24,7 +24,7 @@ from ..errors import ConfigError, DataError
 from ..metrics import classification_metrics, classification_stats
 from ..registry import TASKS
 from ..schema import option
-from .base import Evaluation, StepOutput, Task, accumulate
+from .base import Evaluation, ExportInputs, StepOutput, Task, accumulate
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ClassificationConfig:
 class Classification(Task):
     monitor = ("accuracy", "max")
     directions: ClassVar[Mapping[str, str]] = {"accuracy": "max", "macro_f1": "max", "nll": "min", "ece": "min"}
-    capabilities = frozenset({"predict"})
+    capabilities = frozenset({"predict", "export"})
     predicts = "labels"
     data_kind = "labelled"
 
@@ -99,6 +99,16 @@ class Classification(Task):
         """(B, K) logits and (B,) labels of a batch."""
         x, y = batch
         return self.logits(model, x), y
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """``model(x)`` with x (B, ...) a tensor (images, flat rows), or ``model(*x)`` for a tuple of tensors
+        (a table's numeric and categorical columns); the batch dimension is dynamic."""
+        x = batch[0]
+        args = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+        if not all(isinstance(a, torch.Tensor) for a in args):
+            raise self.cannot("export (its inputs are not tensors)")
+        names = ("input",) if len(args) == 1 else tuple(f"input_{i}" for i in range(len(args)))
+        return ExportInputs(args, names, tuple({0: "batch"} for _ in args))
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import TASKS
-from .base import StepOutput, Task
+from .base import ExportInputs, StepOutput, Task
 from .classification import Classification, ClassificationConfig
 
 
@@ -54,6 +54,15 @@ class NodeClassification(Classification):
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, edge_weight=inputs.edge_weight)  # (N, K)
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """``model(x, edge_index)``: the numbers of nodes and edges are dynamic."""
+        graph = batch[0]
+        if graph.x.layout != torch.strided:
+            raise self.cannot("export (its node features are a sparse tensor)")
+        if graph.edge_weight is not None:
+            raise self.cannot("export (its graph has edge weights)")
+        return ExportInputs((graph.x, graph.edge_index), ("x", "edge_index"), ({0: "nodes"}, {1: "edges"}))
 
     def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         graph, mask = batch
@@ -101,6 +110,15 @@ class GraphClassification(Classification):
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, batch=inputs.batch, edge_weight=inputs.edge_weight)  # (G, K)
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """``model(x, edge_index, batch)``: the numbers of nodes and edges are dynamic (the number of graphs is
+        fixed by the export, since the readout sizes its output from ``batch.max() + 1``)."""
+        graph = batch[0]
+        if graph.edge_weight is not None:
+            raise self.cannot("export (its graphs have edge weights)")
+        return ExportInputs((graph.x, graph.edge_index, graph.batch), ("x", "edge_index", "batch"),
+                            ({0: "nodes"}, {1: "edges"}, {0: "nodes"}))
 
     def logits_and_targets(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         graph, y = batch

@@ -31,7 +31,7 @@ from torch import nn
 from ..errors import ConfigError, DataError
 from ..registry import TASKS
 from ..schema import option
-from .base import StepOutput, Task
+from .base import ExportInputs, StepOutput, Task
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class CausalLM(Task):
 
     monitor = ("loss", "min")
     directions: ClassVar[Mapping[str, str]] = LM_DIRECTIONS
-    capabilities = frozenset({"predict", "generate"})
+    capabilities = frozenset({"predict", "generate", "export"})
     predicts = "next-token"
     data_kind = "tokens"
 
@@ -144,6 +144,11 @@ class CausalLM(Task):
         state = start_state(carried, reset, x.shape[0], x.device)
         logits, final = model.step(x, state)
         return logits, detach_state(final), state is None
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """``model(idx)`` with idx (B, T) token ids -> (B, T, vocab) logits; the batch dimension is dynamic
+        (the context length is fixed by the export: position embeddings are sliced to T)."""
+        return ExportInputs((batch[0],), ("tokens",), ({0: "batch"},))
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
         x, y = batch[0], batch[1]

@@ -36,6 +36,12 @@ def compare(runs: Sequence[Run]) -> dict[str, Any]:
         "wall_s": [(s.get("time") or {}).get("wall_s") for s in summaries],
         "samples_per_s": [(s.get("time") or {}).get("samples_per_s") for s in summaries],
     }
+    if any(s.get("lineage") for s in summaries):  # compressed models: where each came from and how
+        metrics["derived from"] = [(s.get("lineage") or {}).get("parent") for s in summaries]
+        metrics["derived by"] = [derivation(s.get("lineage")) for s in summaries]
+        for key in ("size_bytes", "sparsity", "latency_ms_b1", "latency_ms_b64"):
+            if any(key in (s.get("compression") or {}) for s in summaries):
+                metrics[key] = [(s.get("compression") or {}).get(key) for s in summaries]
     monitors = {(s.get("best") or {}).get("metric") for s in summaries} - {None}
     for monitor in sorted(monitors):
         metrics[f"best {monitor}"] = [
@@ -57,6 +63,14 @@ def compare(runs: Sequence[Run]) -> dict[str, Any]:
             warnings.append(f"the runs saw different {split} data (fingerprints {groups})")
     warnings += _environment_warnings(runs)
     return {"runs": [run.id for run in runs], "config": differing, "metrics": metrics, "warnings": warnings}
+
+
+def derivation(lineage: Mapping[str, Any] | None) -> str | None:
+    """``prune (method global, sparsity 0.5)``: the kind of a derived run and its scalar details."""
+    if not lineage:
+        return None
+    details = ", ".join(f"{k} {v}" for k, v in lineage.items() if k not in ("parent", "kind") and not isinstance(v, (dict, list)))
+    return f"{lineage.get('kind')}" + (f" ({details})" if details else "")
 
 
 # What `tracking.environment()` records that can change a result or its speed, as shown in a warning.
