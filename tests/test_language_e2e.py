@@ -68,7 +68,7 @@ def test_language_model_resume_is_exact(corpus: Path) -> None:
 
 def test_sampling_an_image_run_is_a_clear_error() -> None:
     run = deepatlas.train("quickstart", ["train.epochs=1"], progress=False)
-    with pytest.raises(deepatlas.DeepAtlasError, match=r"a classification run cannot generate \(it can: predict\)"):
+    with pytest.raises(deepatlas.DeepAtlasError, match=r"a classification run cannot generate \(it can: export, predict\)"):
         list(deepatlas.sample(run, "x"))
 
 

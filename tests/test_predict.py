@@ -48,7 +48,7 @@ def test_image_classifier_predicts_raw_pixels_as_evaluation_did(tmp_path: Path) 
     ]
     with pytest.raises(DataError, match="expected .* C = 1"):
         predictor.predict(np.zeros((2, 3, 8, 8)))
-    with pytest.raises(RunError, match="cannot sample \\(it can: predict\\)"):
+    with pytest.raises(RunError, match="cannot sample \\(it can: export, predict\\)"):
         predictor.sample(4)
 
 

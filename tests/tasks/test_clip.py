@@ -101,5 +101,5 @@ def test_other_runs_cannot_embed(tmp_path: Path) -> None:
     from tests.conftest import tiny_recipe
 
     run = deepatlas.train("quickstart", tiny_recipe(**{"train.epochs": 1}), progress=False)
-    with pytest.raises(CapabilityError, match=r"a classification run cannot embed \(it can: predict\)"):
+    with pytest.raises(CapabilityError, match=r"a classification run cannot embed \(it can: export, predict\)"):
         deepatlas.load(run).encode_text("a bag")
