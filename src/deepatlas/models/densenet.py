@@ -11,7 +11,7 @@ theta = 0.5.
 - ImageNet layout (Table 1): a 7x7/2 convolution with 2k maps, BN-ReLU, 3x3/2
   max pool, four dense blocks (DenseNet-121: 6, 12, 24, 16 layers; -169:
   6, 12, 32, 32), k = 32; torchvision's densenet121 has 7,978,856 parameters.
-- CIFAR layout (Section 4.2): a 3x3 convolution with 2k maps (16 without
+- CIFAR layout (Section 3, implementation details): a 3x3 convolution with 2k maps (16 without
   bottlenecks) straight into three dense blocks on 32x32, 16x16 and 8x8 maps;
   depth L = 3 * 2n + 4 for n bottleneck layers per block. DenseNet-BC
   (L = 100, k = 12) has 769,162 parameters for 10 classes (Table 2: 0.8M).
@@ -152,7 +152,7 @@ _CIFAR = DenseNetConfig(stem="cifar", num_classes=10, input_size=32)
 
 
 def cifar_densenet(depth: int, k: int, bc: bool = True) -> DenseNetConfig:
-    """The CIFAR DenseNet of depth L (Section 4.2): three blocks of (L - 4) / 6 bottleneck layers
+    """The CIFAR DenseNet of depth L (Section 3): three blocks of (L - 4) / 6 bottleneck layers
     (DenseNet-BC, theta = 0.5, stem 2k) or of (L - 4) / 3 plain layers (no compression, stem 16)."""
     per_layer = 6 if bc else 3
     if (depth - 4) % per_layer or depth <= 4:

@@ -14,7 +14,7 @@ The network (Table 2): a 3x3/2 convolution with 32 channels, 17 bottleneck
 blocks in seven rows (t, c, n, s), a 1x1 convolution to 1280 channels, global
 average pooling, dropout and a linear classifier. The width multiplier alpha
 scales every channel count, rounded to a multiple of 8; the last 1x1 layer
-keeps its 1280 channels for alpha < 1 (Section 6.1). torchvision's
+keeps its 1280 channels for alpha < 1. torchvision's
 mobilenet_v2 has 3,504,872 parameters at alpha = 1.
 
 Small images: the ImageNet layout divides the side by 32, which leaves a 1x1
