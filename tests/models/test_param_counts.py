@@ -46,7 +46,7 @@ EXACT = {
     "se-resnet50": 28_088_024,
     "se-resnet101": 49_326_872,
     "se-resnet152": 66_821_848,
-    "densenet121": 7_978_856,  # torchvision densenet121..201
+    "densenet121": 7_978_856,  # torchvision densenet121..161 (its documented counts: torchvision does not import here)
     "densenet169": 14_149_480,
     "densenet201": 20_013_928,
     "densenet161": 28_681_000,

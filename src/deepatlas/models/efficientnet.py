@@ -17,6 +17,8 @@ are the rows of :data:`COMPOUND_SCALING`, the coefficients of the reference
 implementation (rounded from eq. 3, with the dropout each uses). Width scales
 every channel count (rounded to a multiple of 8 by ``make_divisible``), depth
 the repeats of each stage (rounded up), and the resolution is ``input_size``.
+There is no small-image layout: 28x28 images run, but the last stages see 1x1
+maps (MobileNetV2's ``layout=small`` is the one for such images).
 """
 
 from __future__ import annotations
