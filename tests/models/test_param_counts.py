@@ -41,6 +41,25 @@ EXACT = {
     "wide-resnet50-2": 68_883_240,
     "wide-resnet101-2": 126_886_696,
     "resnet20": 269_722,  # the CIFAR option-A count of the reference re-implementations
+    # timm seresnet50/101/152 (SE reduction 16, 1x1-conv excitation with biases): torchvision's
+    # ResNet + 2Cr + r + C per block (C the block output, r = C / 16); test_resnet.py checks the difference.
+    "se-resnet50": 28_088_024,
+    "se-resnet101": 49_326_872,
+    "se-resnet152": 66_821_848,
+    "densenet121": 7_978_856,  # torchvision densenet121..161 (its documented counts: torchvision does not import here)
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
+    "densenet161": 28_681_000,
+    "densenet-bc-100-12": 769_162,  # CIFAR-10, 10 classes (Huang et al. 2017 print 0.8M, checked below)
+    "mobilenetv2": 3_504_872,  # torchvision mobilenet_v2
+    "efficientnet-b0": 5_288_548,  # torchvision efficientnet_b0..b7
+    "efficientnet-b1": 7_794_184,
+    "efficientnet-b2": 9_109_994,
+    "efficientnet-b3": 12_233_232,
+    "efficientnet-b4": 19_341_616,
+    "efficientnet-b5": 30_389_784,
+    "efficientnet-b6": 43_040_704,
+    "efficientnet-b7": 66_347_960,
     "gpt2": 124_439_808,  # Hugging Face GPT2LMHeadModel, tied embeddings
     "gpt2-medium": 354_823_168,
     "gpt2-large": 774_030_080,
@@ -73,6 +92,13 @@ ABOUT = {
     "wrn-40-4": (8.9e6, 0.01),
     "resnext29-8x64d": (34.4e6, 0.01),  # Xie et al. 2017, Table 7
     "resnext29-16x64d": (68.1e6, 0.01),
+    # Huang et al. 2017, Table 2 (CIFAR, 10 classes), to half the last digit printed (0.05M)
+    "densenet-40-12": (1.0e6, 0.05 / 1.0),
+    "densenet-100-12": (7.0e6, 0.05 / 7.0),
+    "densenet-bc-100-12": (0.8e6, 0.05 / 0.8),  # 769,162 parameters rounds to the printed 0.8M
+    "densenet-bc-250-24": (15.3e6, 0.05 / 15.3),
+    "densenet-bc-190-40": (25.6e6, 0.05 / 25.6),
+    "se-resnet50": (28.1e6, 0.01),  # Hu et al. 2018: ResNet-50's ~25M plus ~2.5M (Section 4, "a ~10% increase")
     "googlenet": (7.0e6, 0.01),  # Szegedy et al. 2014 ("about 7M"; Table 1's columns sum to 6.8M)
     "transformer-big": (213e6, 0.01),  # Vaswani et al. 2017, Table 3
     "gpt2-medium": (350e6, 0.02),  # "350M" as GPT-2's sizes are usually quoted (345M in the paper)

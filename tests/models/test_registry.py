@@ -21,9 +21,12 @@ from deepatlas.models import count_parameters
 from deepatlas.models.bert import BertConfig
 from deepatlas.models.clip import CLIPConfig
 from deepatlas.models.cnn import AlexNetConfig, GoogLeNetConfig, VGGConfig
+from deepatlas.models.densenet import DenseNetConfig
+from deepatlas.models.efficientnet import EfficientNetConfig
 from deepatlas.models.gan import GANConfig
 from deepatlas.models.gnn import GNN_CONFIGS, GATConfig
 from deepatlas.models.gpt import GPTConfig
+from deepatlas.models.mobilenet import MobileNetV2Config
 from deepatlas.models.resnet import ResNetConfig
 from deepatlas.models.rnn import CharRNNConfig
 from deepatlas.models.rnn_seq2seq import BahdanauConfig, LuongConfig
@@ -62,6 +65,12 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out["layers"] = tuple(min(n, 3) for n in config.layers)
         if config.groups > 1:  # ResNeXt: keep the cardinality, shrink the width per group
             out["base_width"] = 16
+    elif isinstance(config, DenseNetConfig):
+        out.update(growth_rate=4, stem_width=8, block_config=tuple(min(n, 2) for n in config.block_config), input_size=16, stem="cifar")
+    elif isinstance(config, MobileNetV2Config):
+        out.update(width_mult=0.25, last_channel=32, input_size=16)
+    elif isinstance(config, EfficientNetConfig):
+        out.update(width_mult=0.25, depth_mult=0.5, head_width=32, input_size=16)
     elif isinstance(config, VGGConfig):
         out.update(widths=(8, 8, 16, 16, 16), fc_width=32, input_size=32)
     elif isinstance(config, AlexNetConfig):

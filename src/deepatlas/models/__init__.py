@@ -9,12 +9,15 @@ from . import (
     bert,
     clip,
     cnn,
+    densenet,
+    efficientnet,
     forecast,
     ft_transformer,
     gan,
     gnn,
     gpt,
     mlp,
+    mobilenet,
     resnet,
     rnn,
     rnn_seq2seq,
@@ -28,6 +31,6 @@ from . import (
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
-    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn",
-    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
+    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "densenet", "efficientnet", "forecast", "ft_transformer", "gan", "gnn",
+    "gpt", "mlp", "mobilenet", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
 ]

@@ -13,6 +13,14 @@
   the two convolutions.
 - ResNeXt (Xie et al., 2017): bottleneck blocks whose 3x3 convolution is split
   into C groups ("cardinality") of width d: ResNeXt-50 32x4d.
+- SE-ResNet (Hu et al., 2018): a squeeze-and-excitation module rescales the
+  channels of each residual branch before the addition (Fig. 3), reduction
+  r = 16 (``se_ratio = 1/16``); SE-ResNet-50 has about 2.5M parameters more
+  than ResNet-50 (Section 4).
+- Stochastic depth (Huang et al., 2016): in training each residual branch is
+  dropped with probability 1 - p_l, p_l = 1 - l / L (1 - p_L) for block l of L
+  (eq. 4, the linear decay rule; ``drop_path`` = 1 - p_L); the identity in
+  evaluation.
 
 The stem adapts to the input: the ImageNet stem (7x7/2 convolution and 3x3/2
 max pool) for inputs of at least 112 pixels, else a 3x3/1 convolution with no
@@ -29,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn.blocks import DropPath, SqueezeExcitation
 from ..registry import register_model
 from ..schema import option
 from .base import ImageClassifier
@@ -46,6 +55,14 @@ class ResNetConfig:
     stem: Literal["auto", "imagenet", "cifar"] = option("auto", "imagenet: 7x7/2 conv + max pool; cifar: 3x3/1 conv; auto: by input_size")
     stem_width: int = option(64, "channels of the stem convolution", low=1)
     dropout: float = option(0.0, "dropout between the convolutions of a block (Wide ResNet)", low=0.0, high=1.0)
+    se_ratio: float = option(
+        0.0, "squeeze-and-excitation in every block: squeeze channels as a fraction of the block output "
+        "(Hu et al. 2018: 1/16 = 0.0625; 0: none)", low=0.0, high=1.0,
+    )
+    drop_path: float = option(
+        0.0, "stochastic depth: drop probability of the last block, rising linearly from the first "
+        "(Huang et al. 2016: 0.5; 0: off)", low=0.0, high=1.0,
+    )
     zero_init_residual: bool = option(False, "start each residual branch at zero (last BN weight = 0)")
     inner_widths: tuple[int, ...] = option(
         (), "basic blocks: channels between each block's two convolutions, one per block in order "
@@ -91,6 +108,12 @@ class PadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # (B, c_out, H/s, W/s)
 
 
+def branch_end(c_out: int, c: ResNetConfig, drop: float) -> tuple[nn.Module, nn.Module]:
+    """What ends a residual branch before the addition: SE (or the identity) and stochastic depth."""
+    se = SqueezeExcitation(c_out, max(1, round(c_out * c.se_ratio))) if c.se_ratio > 0 else nn.Identity()
+    return se, DropPath(drop)
+
+
 def shortcut(c_in: int, c_out: int, stride: int, kind: str, preact: bool) -> nn.Module | None:
     """``None`` where the identity fits; otherwise option A or B."""
     if stride == 1 and c_in == c_out:
@@ -108,17 +131,20 @@ class BasicBlock(nn.Module):
     expansion = 1
     last_bn = "bn2"  # zeroed by zero_init_residual
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None) -> None:
+    def __init__(
+        self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None, drop: float = 0.0,
+    ) -> None:
         super().__init__()
         inner = inner or width
         self.conv1, self.bn1 = conv3x3(c_in, inner, stride), nn.BatchNorm2d(inner)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.conv2, self.bn2 = conv3x3(inner, width), nn.BatchNorm2d(width)
+        self.se, self.drop_path = branch_end(width, c, drop)
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(self.drop(out)))
+        out = self.drop_path(self.se(self.bn2(self.conv2(self.drop(out)))))
         identity = x if self.shortcut is None else self.shortcut(x)
         return F.relu(out + identity)
 
@@ -132,7 +158,7 @@ class Bottleneck(nn.Module):
     expansion = 4
     last_bn = "bn3"
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
+    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, drop: float = 0.0) -> None:
         super().__init__()
         inner = int(width * c.base_width / 64) * c.groups
         c_out = width * self.expansion
@@ -140,12 +166,13 @@ class Bottleneck(nn.Module):
         self.conv2, self.bn2 = conv3x3(inner, inner, stride, c.groups), nn.BatchNorm2d(inner)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.conv3, self.bn3 = conv1x1(inner, c_out), nn.BatchNorm2d(c_out)
+        self.se, self.drop_path = branch_end(c_out, c, drop)
         self.shortcut = shortcut(c_in, c_out, stride, c.shortcut, preact=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(self.drop(out)))
+        out = self.drop_path(self.se(self.bn3(self.conv3(self.drop(out)))))
         identity = x if self.shortcut is None else self.shortcut(x)
         return F.relu(out + identity)
 
@@ -155,12 +182,15 @@ class PreActBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None) -> None:
+    def __init__(
+        self, c_in: int, width: int, stride: int, c: ResNetConfig, inner: int | None = None, drop: float = 0.0,
+    ) -> None:
         super().__init__()
         inner = inner or width
         self.bn1, self.conv1 = nn.BatchNorm2d(c_in), conv3x3(c_in, inner, stride)
         self.bn2, self.conv2 = nn.BatchNorm2d(inner), conv3x3(inner, width)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
+        self.se, self.drop_path = branch_end(width, c, drop)
         self.shortcut = shortcut(c_in, width, stride, c.shortcut, preact=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +198,7 @@ class PreActBlock(nn.Module):
         identity = x if self.shortcut is None else self.shortcut(out)
         out = self.conv1(out)
         out = self.conv2(self.drop(F.relu(self.bn2(out))))
-        return out + identity
+        return self.drop_path(self.se(out)) + identity
 
 
 class PreActBottleneck(nn.Module):
@@ -176,7 +206,7 @@ class PreActBottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig) -> None:
+    def __init__(self, c_in: int, width: int, stride: int, c: ResNetConfig, drop: float = 0.0) -> None:
         super().__init__()
         inner = int(width * c.base_width / 64) * c.groups
         c_out = width * self.expansion
@@ -184,6 +214,7 @@ class PreActBottleneck(nn.Module):
         self.bn2, self.conv2 = nn.BatchNorm2d(inner), conv3x3(inner, inner, stride, c.groups)
         self.bn3, self.conv3 = nn.BatchNorm2d(inner), conv1x1(inner, c_out)
         self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
+        self.se, self.drop_path = branch_end(c_out, c, drop)
         self.shortcut = shortcut(c_in, c_out, stride, c.shortcut, preact=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +223,7 @@ class PreActBottleneck(nn.Module):
         out = self.conv1(out)
         out = self.conv2(F.relu(self.bn2(out)))
         out = self.conv3(self.drop(F.relu(self.bn3(out))))
-        return out + identity
+        return self.drop_path(self.se(out)) + identity
 
 
 _BLOCKS = {
@@ -224,11 +255,17 @@ class ResNet(ImageClassifier):
         stages: list[nn.Module] = []
         width_in = c.stem_width
         inner = iter(c.inner_widths)
+        total, index = sum(c.layers), 0
         for i, (n_blocks, width) in enumerate(zip(c.layers, c.widths, strict=True)):
             blocks = []
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(width_in, width, stride, c, next(inner)) if c.inner_widths else block(width_in, width, stride, c))
+                index += 1
+                drop = c.drop_path * index / total  # Huang et al. eq. 4: 1 - p_l = l / L (1 - p_L)
+                if c.inner_widths:
+                    blocks.append(block(width_in, width, stride, c, next(inner), drop=drop))
+                else:
+                    blocks.append(block(width_in, width, stride, c, drop=drop))
                 width_in = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
@@ -335,6 +372,11 @@ for _name, _layers, _groups, _width in (
     register_model(
         _name, ResNet, replace(_IMAGENET, block="bottleneck", layers=_layers, groups=_groups, base_width=_width),
         family="resnet", doc=f"ResNeXt (Xie et al. 2017), {_name.split('-')[1]}",
+    )
+for _d in (50, 101, 152):
+    register_model(
+        f"se-resnet{_d}", ResNet, replace(_IMAGENET, block="bottleneck", layers=_IMAGENET_LAYERS[_d][1], se_ratio=1 / 16),
+        family="resnet", doc=f"SE-ResNet-{_d} (Hu et al. 2018), reduction 16",
     )
 for _g in (8, 16):
     register_model(
