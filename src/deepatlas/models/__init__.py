@@ -18,6 +18,7 @@ from . import (
     resnet,
     rnn,
     rnn_seq2seq,
+    segmentation,
     seq2seq,
     ssl,
     tabular,
@@ -29,5 +30,5 @@ from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
     "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "forecast", "ft_transformer", "gan", "gnn",
-    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
+    "gpt", "mlp", "resnet", "rnn", "rnn_seq2seq", "segmentation", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
 ]
