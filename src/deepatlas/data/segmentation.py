@@ -197,7 +197,7 @@ def _shape_mask(kind: int, cx: float, cy: float, r: float, angle: float, xx: np.
         u, v = np.cos(angle) * dx + np.sin(angle) * dy, -np.sin(angle) * dx + np.cos(angle) * dy
         return np.maximum(np.abs(u), np.abs(v)) <= 0.8 * r
     corners = [(1.4 * r * np.cos(angle + 2 * np.pi * k / 3), 1.4 * r * np.sin(angle + 2 * np.pi * k / 3)) for k in range(3)]
-    sides = [(bx - ax) * (dy - ay) - (by - ay) * (dx - ax) for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1])]
+    sides = [(bx - ax) * (dy - ay) - (by - ay) * (dx - ax) for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True)]
     return (sides[0] >= 0) & (sides[1] >= 0) & (sides[2] >= 0)  # the corners run anticlockwise
 
 
@@ -311,7 +311,11 @@ def _read_split(pairs: list[tuple[Path, Path]], opts: SegmentationFolderOptions,
                 )
     count = limit if limit is not None else found
     if count > 255:
-        raise DataError(f"{pairs[0][1].parent}: {count} classes; label maps of more than 255 classes are not supported.")
+        where = next(path for (_, path), (_, values) in zip(pairs, labelled, strict=True) if values.size and values.max() == count - 1)
+        raise DataError(
+            f"{where}: label {count - 1} would make {count} classes, more than the 255 a label map holds; if {count - 1} "
+            f"marks unlabelled pixels, set data.ignore_index={count - 1}."
+        )
     if count < 2:
         raise DataError(f"{pairs[0][1].parent}: every mask holds class 0 only; segmentation needs at least two classes.")
     stacked = torch.from_numpy(np.stack(masks).astype(np.uint8))

@@ -35,6 +35,7 @@ with ``bilinear`` it has 17,263,042. All three are checked in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +100,9 @@ class Up(nn.Module):
 
 class SegmentationUNet(nn.Module):
     """``forward(x) -> logits`` (B, K, H', W'): H' = H with padding, smaller without (see the module doc)."""
+
+    #: outputs a prediction per pixel, not per image (what the segmentation task checks)
+    dense_output: ClassVar[bool] = True
 
     def __init__(self, config: SegUNetConfig) -> None:
         super().__init__()
