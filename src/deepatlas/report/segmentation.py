@@ -17,7 +17,7 @@ def class_colours(num_classes: int) -> np.ndarray:
     return np.array([(0.0, 0.0, 0.0)] + [cmap(k % cmap.N)[:3] for k in range(num_classes - 1)])
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int | None = None, alpha: float = 0.55) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, ignore_index: int | None = None, alpha: float = 0.7) -> np.ndarray:
     """An (H, W, 3) image in [0, 1] with every non-background pixel tinted by its class colour (ignored pixels grey)."""
     out = image.copy()
     tinted = labels > 0
@@ -43,7 +43,7 @@ def plot_segmentation(
     n = len(images)
     height = 2.1 * n + 0.8
     fig, axes = _figure(n, 3, figsize=(6.0, height), squeeze=False)
-    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.45 / height, bottom=0.35 / height, wspace=0.05, hspace=0.2)
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.75 / height, bottom=0.35 / height, wspace=0.05, hspace=0.2)
     for i in range(n):
         img = np.clip(images[i].transpose(1, 2, 0), 0, 1)
         t, p = truth[i], predicted[i]
@@ -62,5 +62,5 @@ def plot_segmentation(
     handles = [Patch(color=colours[k], label=str(name)) for k, name in enumerate(class_names)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1 - 0.15 / height)
     return _save(fig, path)
