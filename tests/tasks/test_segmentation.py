@@ -149,3 +149,9 @@ def test_a_tiny_unet_beats_the_all_background_predictor_and_predicts_label_maps(
     result = CliRunner().invoke(app, ["predict", run.id, str(tmp_path / "shapes.png")])
     assert result.exit_code == 0, result.output
     assert "shapes.png: 32x32 label map: background" in result.output
+
+    from deepatlas.compress.export import export
+
+    folder, check = export(run.id, tmp_path / "exported", fmt="exported-program")
+    assert check is not None and check.max_abs_error < 1e-4 and check.batch_sizes[0] != check.batch_sizes[1]
+    assert (deepatlas.load(folder).predict(split.images[:5].numpy()) == maps).all()

@@ -33,7 +33,7 @@ from ..errors import ConfigError, DataError
 from ..metrics.segmentation import class_scores, confusion_matrix, segmentation_metrics
 from ..registry import TASKS
 from ..schema import option
-from .base import Evaluation, StepOutput, Task, accumulate
+from .base import Evaluation, ExportInputs, StepOutput, Task, accumulate
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def centre_crop(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class Segmentation(Task):
     monitor = ("mean_iou", "max")
     directions: ClassVar[Mapping[str, str]] = {"loss": "min", "mean_iou": "max", "mean_dice": "max", "pixel_accuracy": "max"}
-    capabilities = frozenset({"predict"})
+    capabilities = frozenset({"predict", "export"})
     predicts = "label-maps"
     data_kind = "segmentation"
 
@@ -150,6 +150,10 @@ class Segmentation(Task):
         """``label_map`` (B, H, W) class ids and ``probabilities`` (B, K, H, W) of the per-pixel softmax."""
         probabilities = model(inputs).float().softmax(dim=1)
         return {"label_map": probabilities.argmax(dim=1), "probabilities": probabilities}
+
+    def export_inputs(self, batch: Any) -> ExportInputs:
+        """``model(images)`` with images (B, C, H, W); the batch dimension is dynamic (the sides are traced)."""
+        return ExportInputs((batch[0],), ("input",), ({0: "batch"},))
 
     def figures(
         self, model: nn.Module, batch: Any, folder: Path, split: str, evaluation: Evaluation | None = None,
