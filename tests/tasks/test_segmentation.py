@@ -155,3 +155,20 @@ def test_a_tiny_unet_beats_the_all_background_predictor_and_predicts_label_maps(
     folder, check = export(run.id, tmp_path / "exported", fmt="exported-program")
     assert check is not None and check.max_abs_error < 1e-4 and check.batch_sizes[0] != check.batch_sizes[1]
     assert (deepatlas.load(folder).predict(split.images[:5].numpy()) == maps).all()
+
+
+def test_a_run_resumed_mid_epoch_ends_with_the_same_weights() -> None:
+    """Flips of image and mask are seeded per (seed, epoch, batch): a resumed run sees the same batches."""
+    from deepatlas.engine import load_checkpoint
+    from tests.engine.test_trainer import StopAt
+
+    overrides = [
+        "data.train_size=64", "data.test_size=8", "data.size=16", "data.batch_size=8", "model.base_width=4",
+        "model.depth=2", "train.epochs=2", "train.threads=1", "train.test=false", "task.loss=ce-dice",
+    ]
+    whole = deepatlas.train("unet-shapes", overrides, progress=False)
+    stopped = deepatlas.train("unet-shapes", overrides, callbacks=[StopAt(5)], progress=False)
+    assert stopped.status == "interrupted"
+    resumed = deepatlas.resume(stopped.id, progress=False)
+    a, b = load_checkpoint(whole.checkpoint("last"))["model"], load_checkpoint(resumed.checkpoint("last"))["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
