@@ -90,7 +90,8 @@ class Predictor:
 
     def predict(self, raw: Any) -> Any:
         """What a user wants for raw inputs: class names (or ids) for a classifier, decoded strings for
-        a sequence-to-sequence model, the most likely next token after each string for a language model."""
+        a sequence-to-sequence model, the most likely next token after each string for a language model,
+        an (N, H, W) array of class ids per pixel for a segmentation model."""
         out = self.outputs(raw)
         kind, tokenizer = self.task.predicts, self.preprocessor.tokenizer
         if kind == "labels":
@@ -108,6 +109,8 @@ class Predictor:
             return out["probabilities"].cpu().numpy()
         if kind == "values":
             return out["prediction"].cpu().numpy()
+        if kind == "label-maps":
+            return out["label_map"].cpu().numpy()
         return {k: v.cpu().numpy() for k, v in out.items()}
 
     def predict_proba(self, raw: Any) -> np.ndarray:

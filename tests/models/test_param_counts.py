@@ -74,6 +74,8 @@ EXACT = {
     "transformer-base": 63_082_496,
     # the DDPM CIFAR-10 UNet (Ho et al. 2020 print 35.7M, checked below)
     "unet-ddpm-cifar": 35_746_307,
+    # padded U-Net with batch norm, 3 channels, 2 classes: milesial/Pytorch-UNet's UNet(3, 2, bilinear=False)
+    "unet-seg": 31_037_698,
 }
 
 # Papers' rounded figures: (published value, tolerance as a fraction).

@@ -30,6 +30,7 @@ from deepatlas.models.mobilenet import MobileNetV2Config
 from deepatlas.models.resnet import ResNetConfig
 from deepatlas.models.rnn import CharRNNConfig
 from deepatlas.models.rnn_seq2seq import BahdanauConfig, LuongConfig
+from deepatlas.models.segmentation import SegUNetConfig
 from deepatlas.models.seq2seq import TransformerConfig
 from deepatlas.models.ssl import MAEConfig
 from deepatlas.models.unet import UNetConfig
@@ -102,6 +103,8 @@ def tiny_overrides(config: object) -> dict[str, object]:
         out.update(input_size=16, width=8, groups=2, attention_at=(4,), num_res_blocks=1)
     elif isinstance(config, GANConfig):
         out.update(input_size=16, z_dim=8, g_width=4, d_width=4)
+    elif isinstance(config, SegUNetConfig):
+        out.update(base_width=4, depth=2)
     elif isinstance(config, BertConfig):
         out.update(vocab_size=50, max_position=16, n_layer=2, n_head=2, hidden=16, intermediate=32)
     elif isinstance(config, GATConfig):
@@ -142,6 +145,8 @@ def example_input(model: torch.nn.Module, batch: int = 3) -> torch.Tensor | Grap
     if hasattr(c, "vocab_size"):  # a sequence model: token ids
         longest = getattr(c, "block_size", None) or getattr(c, "max_position", None) or getattr(c, "max_len", 12)
         return torch.randint(3, c.vocab_size, (batch, min(12, longest)))
+    if isinstance(c, SegUNetConfig):  # fully convolutional: any side
+        return torch.randn(batch, c.in_channels, 16, 16)
     return torch.randn(batch, c.in_channels, c.input_size, c.input_size)
 
 
@@ -179,6 +184,8 @@ def expected_shape(model: torch.nn.Module, x: torch.Tensor | Graphs) -> tuple[in
         return (len(x[0]), len(x[1]))
     if isinstance(c, (VAEConfig, UNetConfig)):  # a reconstruction, a denoised image
         return tuple(x.shape)
+    if isinstance(c, SegUNetConfig):  # class logits per pixel
+        return (x.shape[0], c.num_classes, *x.shape[-2:])
     if hasattr(model, "ssl_loss"):  # one loss
         return (1,)
     if hasattr(c, "num_outputs"):  # a tabular network

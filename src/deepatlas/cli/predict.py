@@ -33,6 +33,9 @@ def predict(
     else:
         raw = [Path(i) for i in inputs] if kind == "images" else inputs
     predictions = predictor.predict(raw)
+    if predictor.task.predicts == "label-maps":  # a class per pixel: print each class's share of the image
+        _print_label_maps(inputs, predictions, predictor.class_names, as_json)
+        return
     rows = [{"input": i, "prediction": _shown(p)} for i, p in zip(inputs, predictions, strict=True)]
     outputs = predictor.outputs(raw)
     if "probabilities" in outputs:
@@ -49,6 +52,23 @@ def predict(
         extra = f" ({row['confidence']:.3f})" if "confidence" in row else ""
         extra += f" [{row['interval'][0]:.4g}, {row['interval'][1]:.4g}]" if "interval" in row else ""
         out.print(f"{row['input']}: {row['prediction']}{extra}", soft_wrap=True, markup=False)
+
+
+def _print_label_maps(inputs: list[str], maps: object, names: list[str] | None, as_json: bool) -> None:
+    """Per input: its label map's size and the share of its pixels in each class (with --json, also the map)."""
+    import numpy as np
+
+    rows = []
+    for source, labels in zip(inputs, np.asarray(maps), strict=True):
+        counts = np.bincount(labels.reshape(-1), minlength=len(names or []))
+        shares = {(names[k] if names and k < len(names) else str(k)): round(float(c) / labels.size, 4) for k, c in enumerate(counts)}
+        rows.append({"input": source, "size": list(labels.shape), "class_shares": shares, "label_map": labels.tolist()})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for row in rows:
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in row["class_shares"].items() if share > 0)
+        out.print(f"{row['input']}: {row['size'][0]}x{row['size'][1]} label map: {shares}", soft_wrap=True, markup=False)
 
 
 def _table_rows(files: list[str]) -> tuple[object, list[str]]:

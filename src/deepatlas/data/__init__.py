@@ -25,6 +25,13 @@ from .graph_atlas import GraphAtlasOptions, load_graph_atlas
 from .graph_csv import GraphCsvOptions, load_graph_csv
 from .images import ImageData, ImageFolderOptions, ImageOptions, ImageSplit
 from .planetoid import PlanetoidOptions, load_planetoid_data
+from .segmentation import (
+    SegmentationData,
+    SegmentationFolderOptions,
+    ShapesOptions,
+    load_segmentation_folder,
+    load_shapes,
+)
 from .seq2seq import ReverseOptions, TextPairsOptions, load_reverse, load_text_pairs
 from .series import SeriesData, SeriesFileOptions, SeriesFrameOptions
 from .series_sources import BUILTIN as SERIES
@@ -61,6 +68,14 @@ DATASETS.register(
 DATASETS.register(
     "image-folder", load_image_folder, ImageFolderOptions(), family="image", data_kinds=("labelled", "images"),
     doc="your images: data.path=/folder with one sub-folder of PNG/JPEG files per class",
+)
+DATASETS.register(
+    "shapes", load_shapes, ShapesOptions(), family="segmentation", data_kinds=("segmentation",),
+    doc="synthetic circles, squares and triangles on textured backgrounds, 2,000 + 500 64x64 images, 4 classes per pixel",
+)
+DATASETS.register(
+    "segmentation-folder", load_segmentation_folder, SegmentationFolderOptions(), family="segmentation",
+    data_kinds=("segmentation",), doc="your images and label maps: data.path=/folder with images/ and masks/ (PNG, same stems)",
 )
 DATASETS.register(
     "fashion-mnist-captions", load_fashion_mnist_captions, CaptionOptions(), family="image-text", data_kinds=("image-text",),
@@ -163,6 +178,7 @@ __all__ = [
     "ImageFolderOptions",
     "ImageOptions",
     "ImageSplit",
+    "SegmentationData",
     "SeriesData",
     "StreamBatch",
     "TabularBatch",

@@ -21,6 +21,7 @@ from . import (
     resnet,
     rnn,
     rnn_seq2seq,
+    segmentation,
     seq2seq,
     ssl,
     tabular,
@@ -31,6 +32,7 @@ from . import (
 from .base import DATA_BOUND_FIELDS, ImageClassifier, count_parameters
 
 __all__ = [
-    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "densenet", "efficientnet", "forecast", "ft_transformer", "gan", "gnn",
-    "gpt", "mlp", "mobilenet", "resnet", "rnn", "rnn_seq2seq", "seq2seq", "ssl", "tabular", "unet", "vae", "vit",
+    "DATA_BOUND_FIELDS", "ImageClassifier", "bert", "clip", "cnn", "count_parameters", "densenet", "efficientnet", "forecast",
+    "ft_transformer", "gan", "gnn", "gpt", "mlp", "mobilenet", "resnet", "rnn", "rnn_seq2seq", "segmentation", "seq2seq", "ssl",
+    "tabular", "unet", "vae", "vit",
 ]

@@ -11,6 +11,7 @@ from . import (
     language,
     quantile,
     regression,
+    segmentation,
     seq2seq,
     ssl,
     survival,
@@ -20,5 +21,5 @@ from .base import Evaluation, StepOutput, Task, accumulate
 
 __all__ = [
     "Evaluation", "StepOutput", "Task", "accumulate", "classification", "clip", "diffusion", "distillation", "forecast", "gan", "graph", "language",
-    "quantile", "regression", "seq2seq", "ssl", "survival", "vae",
+    "quantile", "regression", "segmentation", "seq2seq", "ssl", "survival", "vae",
 ]

@@ -72,6 +72,7 @@ PREDICTIONS = {
     "link-scores": "'logits' and 'probabilities' (P,) that each node pair (u, v) is an edge: the probabilities",
     "values": "'prediction' (B,) or (B, D), a point prediction per row (a mean, a median, a risk score), with "
               "other arrays of the task ('lower', 'upper', 'quantiles', 'std'): the point predictions",
+    "label-maps": "'label_map' (B, H, W) class ids per pixel and 'probabilities' (B, K, H, W): the label maps (N, H, W)",
 }
 
 
