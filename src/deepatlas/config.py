@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -94,10 +95,24 @@ class OptimConfig:
     betas: tuple[float, float] = option((0.9, 0.999), "moment decay rates (adam, adamw)", low=0.0, high=1.0)
     eps: float = option(1e-8, "denominator epsilon (adam, adamw, rmsprop, adagrad)", low=0.0)
     alpha: float = option(0.99, "squared-gradient smoothing (rmsprop)", low=0.0, high=1.0)
+    freeze: tuple[str, ...] = option(
+        (), "fine-tuning: glob patterns of parameter names that never train (e.g. [stem.*, layer1]; a module path "
+        "matches its parameters)")
+    lr_groups: Optional[dict[str, float]] = option(  # noqa: RUF009 (the default, None, is immutable)
+        None, "fine-tuning: discriminative learning rates, {pattern: factor} (lr = optim.lr x factor; first match wins)")
+    unfreeze: tuple[str, ...] = option(
+        (), "fine-tuning: gradual unfreezing, parameter groups from the top down (e.g. [head, layer3, layer2]); "
+        "epoch e trains groups 0..e (Howard & Ruder 2018)")
 
     def validate(self, path: str) -> None:
         if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
             raise ConfigError(f"{path}.nesterov: needs optim.name=sgd and optim.momentum > 0.")
+        for pattern, factor in (self.lr_groups or {}).items():
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ConfigError(
+                    f"{path}.lr_groups.{pattern}: {factor!r} is not a learning-rate factor (must be >= 0); "
+                    "e.g. optim.lr_groups={'head': 1.0, 'body': 0.1}."
+                )
 
 
 @dataclass(frozen=True)

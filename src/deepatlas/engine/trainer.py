@@ -48,7 +48,7 @@ from .device import (
     set_threads,
 )
 from .ema import EMA
-from .optim import build_optimizer
+from .optim import FineTuning, build_optimizer
 from .schedule import LRSchedule
 from .signals import stop_signals
 
@@ -134,6 +134,11 @@ class Trainer:
         self.device = distributed.device_for(resolve_device(c.device), self.world)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.model = model.to(self.device)
+        self.tuning = FineTuning(self.model, config.optim)
+        self.tuning.freeze()
+        if self.tuning.groups and self.world.active:
+            raise TrainingError("optim.unfreeze: gradual unfreezing changes the trained parameters between epochs, "
+                                "which DDP/FSDP cannot follow; train in one process or use optim.freeze.")
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -147,10 +152,11 @@ class Trainer:
             self.forward_model = compiled
         self._eval_forward = compiled  # validation: every rank holds the weights (DDP) and sees its own batches
         self.params = task.parameters(self.model)
-        self.optimizers = {name: build_optimizer(ps, config.optim) for name, ps in self.params.items()}
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        self.optimizers = {name: build_optimizer(ps, config.optim, names) for name, ps in self.params.items()}
         for name, scale in task.lr_scales().items():
             for group in self.optimizers[name].param_groups:
-                group["lr_scale"] = scale
+                group["lr_scale"] = scale * group.get("lr_scale", 1.0)  # times optim.lr_groups' factor
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.ema = EMA(task.ema_target(self.model), c.ema_decay) if c.ema_decay else None
         self.num_batches = data.num_batches("train")
@@ -218,6 +224,8 @@ class Trainer:
     def _run_epoch(self) -> None:
         s, accum = self.state, self.train_config.grad_accum
         self._emit("on_epoch_start", s.epoch)
+        if self.tuning.groups:
+            self.tuning.set_epoch(s.epoch)
         self.model.train()
         for batch in self.data.train_batches(s.epoch, self.train_config.seed, self.device, start=s.batch_in_epoch):
             window_start = s.batch_in_epoch - s.batch_in_epoch % accum
@@ -388,13 +396,14 @@ class Trainer:
             return
         mine = {id(p) for p in self.params[phase]}
         others = [p for name, ps in self.params.items() if name != phase for p in ps if id(p) not in mine]
+        before = [p.requires_grad for p in others]  # a frozen parameter (optim.freeze, unfreeze) stays frozen
         for p in others:
             p.requires_grad_(False)
         try:
             yield
         finally:
-            for p in others:
-                p.requires_grad_(True)
+            for p, wanted in zip(others, before, strict=True):
+                p.requires_grad_(wanted)
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
