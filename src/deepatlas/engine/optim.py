@@ -6,6 +6,13 @@ Update rules (torch.optim implements them; g is the gradient, eta the lr):
 - AdamW (Loshchilov & Hutter, 2017): Adam with decoupled weight decay w <- w - eta lambda w.
 - RMSprop (Hinton, 2012): v <- alpha v + (1 - alpha) g^2, w <- w - eta g / (sqrt(v) + eps).
 - Adagrad (Duchi et al., 2011): G <- G + g^2 (accumulated), w <- w - eta g / (sqrt(G) + eps).
+- L-BFGS (Liu & Nocedal, 1989; Nocedal & Wright 2006, Algorithm 7.4): the direction -H g with H the inverse
+  Hessian estimate of the last m pairs (s, y) = (w_{k+1} - w_k, g_{k+1} - g_k) by the two-loop recursion,
+  the step length from a strong-Wolfe line search; the trainer passes a closure that re-evaluates the loss
+  on the batch, so it suits full-batch fits (``data.batch_size`` at least the training set).
+
+``fused``: torch's single-kernel implementations of Adam, AdamW and SGD, the same update rule (numerically
+equal to the per-parameter loop up to rounding).
 
 Fine-tuning controls select parameters by name with glob patterns (``head.*``, ``*.bn*.weight``; a bare
 module path such as ``layer3`` also matches everything under it):
@@ -114,12 +121,17 @@ def build_optimizer(
     """The torch optimizer for ``config.name`` over ``params`` (``names``: id -> name, for ``optim.lr_groups``)."""
     groups = param_groups(params, config, names)
     c = config
+    fused = {"fused": True} if c.fused else {}
     if c.name == "sgd":
-        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov)
+        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, **fused)
     if c.name == "adam":
-        return torch.optim.Adam(groups, lr=c.lr, betas=c.betas, eps=c.eps)
+        return torch.optim.Adam(groups, lr=c.lr, betas=c.betas, eps=c.eps, **fused)
     if c.name == "adamw":
-        return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, eps=c.eps)
+        return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, eps=c.eps, **fused)
+    if c.name == "lbfgs":  # one group (torch's L-BFGS takes no per-group options)
+        params = [p for g in groups for p in g["params"]]
+        return torch.optim.LBFGS(params, lr=c.lr, max_iter=c.lbfgs_max_iter, history_size=c.lbfgs_history,
+                                 line_search_fn="strong_wolfe")
     if c.name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum)
     if c.name == "adagrad":

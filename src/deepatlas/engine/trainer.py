@@ -245,17 +245,39 @@ class Trainer:
     def _train_batch(self, batch: Any, window: int, boundary: bool) -> None:
         """Forward and backward of every phase; optimizer steps at accumulation boundaries."""
         for phase in self.task.phases(self.state.step):
-            with distributed.no_sync(self._synced, not boundary):
-                with self._only_phase_params(phase), autocast(self.device, self.dtype):
-                    out = self.task.training_step(self.forward_model, batch, phase)
-                if not torch.isfinite(out.loss.detach()):
-                    raise NonFiniteLoss(self._nan_message(out.loss, phase))
-                self.scaler.scale(out.loss / window).backward()
-            if boundary:
-                self._optimizer_step(phase)
+            if isinstance(self.optimizers[phase], torch.optim.LBFGS):
+                out = self._closure_step(batch, phase)
+            else:
+                with distributed.no_sync(self._synced, not boundary):
+                    with self._only_phase_params(phase), autocast(self.device, self.dtype):
+                        out = self.task.training_step(self.forward_model, batch, phase)
+                    if not torch.isfinite(out.loss.detach()):
+                        raise NonFiniteLoss(self._nan_message(out.loss, phase))
+                    self.scaler.scale(out.loss / window).backward()
+                if boundary:
+                    self._optimizer_step(phase)
             logs = out.logs if len(self.optimizers) == 1 else {f"{phase}/{k}": v for k, v in out.logs.items()}
             self._logs.add(dict(logs))
             self._epoch_logs.add(dict(logs))
+
+    def _closure_step(self, batch: Any, phase: str) -> Any:
+        """L-BFGS: the optimizer calls the closure (loss and gradients on this batch) as its line search needs;
+        the logs are those of the first evaluation, the loss before the step."""
+        opt, outs = self.optimizers[phase], []
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            with self._only_phase_params(phase):
+                out = self.task.training_step(self.forward_model, batch, phase)
+            if not torch.isfinite(out.loss.detach()):
+                raise NonFiniteLoss(self._nan_message(out.loss, phase))
+            out.loss.backward()
+            outs.append(out)
+            return out.loss
+
+        opt.step(closure)
+        opt.zero_grad(set_to_none=True)
+        return outs[0]
 
     def _optimizer_step(self, phase: str) -> None:
         opt = self.optimizers[phase]
