@@ -95,6 +95,8 @@ class OptimConfig:
     betas: tuple[float, float] = option((0.9, 0.999), "moment decay rates (adam, adamw)", low=0.0, high=1.0)
     eps: float = option(1e-8, "denominator epsilon (adam, adamw, rmsprop, adagrad)", low=0.0)
     alpha: float = option(0.99, "squared-gradient smoothing (rmsprop)", low=0.0, high=1.0)
+    l1: float = option(
+        0.0, "L1 penalty l1 * sum |w| on weights, not biases or norms (with weight_decay: the elastic net)", low=0.0)
     fused: bool = option(False, "fused kernels of adam, adamw and sgd (one kernel for all parameters; CUDA and CPU)")
     lbfgs_max_iter: int = option(20, "lbfgs: iterations per optimizer step (each with a strong-Wolfe line search)", low=1)
     lbfgs_history: int = option(10, "lbfgs: curvature pairs kept (history size m)", low=1)
@@ -113,9 +115,9 @@ class OptimConfig:
         if self.fused and self.name not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"{path}.fused: torch fuses adam, adamw and sgd, not {self.name}; set optim.fused=false.")
         if self.name == "lbfgs":
-            for key, off in (("weight_decay", 0.0), ("lr_groups", None)):
+            for key, off in (("weight_decay", 0.0), ("lr_groups", None), ("l1", 0.0)):
                 if getattr(self, key) != off:
-                    raise ConfigError(f"{path}.{key}: lbfgs has one parameter group and no weight decay; "
+                    raise ConfigError(f"{path}.{key}: lbfgs has one parameter group and no penalties; "
                                       f"remove {path}.{key} (or pick another optim.name).")
         for pattern, factor in (self.lr_groups or {}).items():
             if not (math.isfinite(factor) and factor >= 0):

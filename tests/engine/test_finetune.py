@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 import deepatlas
 from deepatlas.build import build
@@ -14,6 +16,7 @@ from deepatlas.data import load_dataset
 from deepatlas.engine import Callback, Trainer, load_checkpoint
 from deepatlas.engine.optim import FineTuning, build_optimizer
 from deepatlas.registry import create_model
+from deepatlas.tasks.base import StepOutput, Task
 from tests.conftest import tiny_recipe
 from tests.engine.test_trainer import StopAt
 
@@ -100,3 +103,34 @@ def test_gradual_unfreezing_resumes_exactly() -> None:
     resumed = deepatlas.resume(stopped.id, progress=False)
     a, b = (load_checkpoint(r.checkpoint("last"))["model"] for r in (whole, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class ZeroLoss(Task):
+    """A loss with zero gradient: only the L1 penalty moves the weights."""
+
+    def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        loss = sum((p * 0).sum() for p in model.parameters())
+        return StepOutput(loss, {"loss": loss.detach()})
+
+    def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        return {"n": torch.tensor(1.0)}
+
+    def reduce(self, totals: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return {"loss": 0.0}
+
+
+def test_l1_moves_each_weight_by_lr_l1_sign_and_spares_biases() -> None:
+    config = load_recipe("quickstart", [*TINY, "optim.name=sgd", "optim.momentum=0", "optim.weight_decay=0",
+                                        "optim.l1=0.001", "optim.lr=0.01", "train.epochs=1"])
+    data = load_dataset(config.data)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, ZeroLoss(None, data.meta), data, config)
+    trainer.fit()
+    steps = trainer.state.step
+    w0 = initial["1.weight"]
+    expected = w0 - steps * 0.01 * 0.001 * w0.sign()
+    far = w0.abs() > steps * 0.01 * 0.001  # weights that did not reach zero on the way
+    torch.testing.assert_close(model[1].weight.detach()[far], expected[far])
+    assert torch.equal(model[1].bias.detach(), initial["1.bias"])

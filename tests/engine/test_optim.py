@@ -91,6 +91,7 @@ def test_lbfgs_fits_a_linear_regression_to_the_closed_form() -> None:
     (["optim.name=lbfgs", "optim.weight_decay=0", "train.grad_clip=1.0"], "train.grad_clip"),
     (["optim.name=lbfgs", "optim.weight_decay=0.01"], "optim.weight_decay"),
     (["optim.name=rmsprop", "optim.fused=true"], "optim.fused"),
+    (["optim.name=lbfgs", "optim.weight_decay=0", "optim.l1=0.01"], "optim.l1"),
 ])
 def test_optimizer_options_that_do_not_combine_are_named(overrides: list[str], key: str) -> None:
     from deepatlas.config import load_recipe

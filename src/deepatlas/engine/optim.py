@@ -11,6 +11,11 @@ Update rules (torch.optim implements them; g is the gradient, eta the lr):
   the step length from a strong-Wolfe line search; the trainer passes a closure that re-evaluates the loss
   on the batch, so it suits full-batch fits (``data.batch_size`` at least the training set).
 
+L1 (Tibshirani 1996) and the elastic net (Zou & Hastie 2005): ``l1`` adds the subgradient l1 sign(w) of
+l1 ||w||_1 to the gradient of every weight (parameters of two or more dimensions: not biases or norm
+scales) before clipping and the step; with ``weight_decay`` (the L2 penalty of sgd and adam) this is the
+elastic net.
+
 ``fused``: torch's single-kernel implementations of Adam, AdamW and SGD, the same update rule (numerically
 equal to the per-parameter loop up to rounding).
 
@@ -58,6 +63,14 @@ def select(names: Iterable[str], pattern: str, key: str) -> list[str]:
             )
         found += [n for n in hits if n not in found]
     return found
+
+
+@torch.no_grad()
+def add_l1(params: Iterable[nn.Parameter], l1: float) -> None:
+    """grad <- grad + l1 sign(w) for the weights (ndim >= 2) among ``params`` that have a gradient."""
+    for p in params:
+        if p.grad is not None and p.ndim >= 2:
+            p.grad.add_(torch.sign(p), alpha=l1)
 
 
 class FineTuning:

@@ -48,7 +48,7 @@ from .device import (
     set_threads,
 )
 from .ema import EMA
-from .optim import FineTuning, build_optimizer
+from .optim import FineTuning, add_l1, build_optimizer
 from .schedule import LRSchedule
 from .signals import stop_signals
 
@@ -281,8 +281,12 @@ class Trainer:
 
     def _optimizer_step(self, phase: str) -> None:
         opt = self.optimizers[phase]
-        if self.train_config.grad_clip is not None:
+        l1 = self.config.optim.l1
+        if self.train_config.grad_clip is not None or l1:
             self.scaler.unscale_(opt)
+        if l1:  # the penalty's subgradient, part of the gradient that clipping sees
+            add_l1(self.params[phase], l1)
+        if self.train_config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params[phase], self.train_config.grad_clip)
             self._logs.add({"grad_norm" if len(self.optimizers) == 1 else f"{phase}/grad_norm": norm})
         self.scaler.step(opt)
