@@ -60,7 +60,7 @@ def test_probability_metrics_by_hand() -> None:
     assert m["ece"] == pytest.approx((abs(1 - 0.9) + abs(0 - 0.6) + abs(0 - 0.7)) / 3)  # one example per bin
 
 
-def test_one_run_or_a_non_classifier_is_refused(members: list[Any]) -> None:
+def test_an_ensemble_of_one_run_is_refused(members: list[Any]) -> None:
     with pytest.raises(deepatlas.ConfigError, match="at least two runs"):
         deepatlas.ensemble([members[0].id], runs_dir=members[0].path.parent)
 
