@@ -139,6 +139,9 @@ class Trainer:
         if self.tuning.groups and self.world.active:
             raise TrainingError("optim.unfreeze: gradual unfreezing changes the trained parameters between epochs, "
                                 "which DDP/FSDP cannot follow; train in one process or use optim.freeze.")
+        if config.optim.name == "lbfgs" and self.world.active:  # each rank's line search would take its own path
+            raise TrainingError("optim.name=lbfgs: its line search evaluates each rank's own loss, so the ranks would "
+                                "diverge; train in one process (L-BFGS suits small full-batch fits).")
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
