@@ -49,7 +49,7 @@ def test_wrong_type_names_value_and_expected_type() -> None:
 
 def test_bad_enum_lists_choices_and_suggests() -> None:
     message = error_of(["optim.name=adamx"])
-    assert message.startswith("optim.name: 'adamx' is not allowed (allowed: sgd, adam, adamw, rmsprop, adagrad)")
+    assert message.startswith("optim.name: 'adamx' is not allowed (allowed: sgd, adam, adamw, rmsprop, adagrad, lbfgs)")
     assert "Did you mean 'adam" in message
 
 

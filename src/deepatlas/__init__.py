@@ -10,6 +10,7 @@ The public API (imported lazily, so ``import deepatlas`` is cheap)::
     predictor = deepatlas.load(run.id)                 # the trained model + the run's preprocessing
     predictor.predict(raw_images)                      # class names, straight from raw pixels or files
     deepatlas.export(run.id, "my-model")               # a self-contained folder deepatlas.load reads
+    deepatlas.ensemble([run1.id, run2.id]).evaluate()  # a deep ensemble: averaged probabilities, NLL, ECE
     deepatlas.tune("mlp-fashion-mnist", trials=20)     # a recipe's `search:` space, an Optuna study
 """
 
@@ -28,6 +29,8 @@ _EXPORTS = {
     "sample_images": "api",
     "load": "predict",
     "export": "predict",
+    "ensemble": "ensemble",
+    "Ensemble": "ensemble",
     "Predictor": "predict",
     "open_run": "api",
     "list_runs": "api",

@@ -40,6 +40,7 @@ from .data import load_dataset
 from .data.bundle import DataBundle
 from .engine import Callback, ProgressBar, Trainer, distributed, load_checkpoint
 from .engine.device import autocast, autocast_dtype, resolve_device
+from .engine.optim import FineTuning
 from .errors import ConfigError, RunError
 from .io import write_json
 from .models.base import count_parameters
@@ -105,6 +106,7 @@ def _train(
     config, task, model = build(config, data.meta)
     _seed_rank(config, here)
     init_report = _load_init(model, init[0]) if init else None
+    FineTuning(model, config.optim).freeze()  # a pattern that matches nothing fails before the run exists
     device = resolve_device(config.train.device)
     first_batch = next(iter(data.eval_batches("train", torch.device("cpu"))), None)
     summary = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -81,8 +82,8 @@ class TaskSection:
 class OptimConfig:
     """The optimizer (update rule) and its hyperparameters."""
 
-    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = option(
-        "adamw", "update rule: sgd, adam, adamw, rmsprop or adagrad"
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"] = option(
+        "adamw", "update rule: sgd, adam, adamw, rmsprop, adagrad or lbfgs (full-batch quasi-Newton, for small fits)"
     )
     lr: float = option(1e-3, "base learning rate (the peak of warm-up or one-cycle)", low=0.0)
     weight_decay: float = option(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)", low=0.0)
@@ -94,10 +95,36 @@ class OptimConfig:
     betas: tuple[float, float] = option((0.9, 0.999), "moment decay rates (adam, adamw)", low=0.0, high=1.0)
     eps: float = option(1e-8, "denominator epsilon (adam, adamw, rmsprop, adagrad)", low=0.0)
     alpha: float = option(0.99, "squared-gradient smoothing (rmsprop)", low=0.0, high=1.0)
+    l1: float = option(
+        0.0, "L1 penalty l1 * sum |w| on weights, not biases or norms (with weight_decay: the elastic net)", low=0.0)
+    fused: bool = option(False, "fused kernels of adam, adamw and sgd (one kernel for all parameters; CUDA and CPU)")
+    lbfgs_max_iter: int = option(20, "lbfgs: iterations per optimizer step (each with a strong-Wolfe line search)", low=1)
+    lbfgs_history: int = option(10, "lbfgs: curvature pairs kept (history size m)", low=1)
+    freeze: tuple[str, ...] = option(
+        (), "fine-tuning: glob patterns of parameter names that never train (e.g. [stem.*, layer1]; a module path "
+        "matches its parameters)")
+    lr_groups: Optional[dict[str, float]] = option(  # noqa: RUF009 (the default, None, is immutable)
+        None, "fine-tuning: discriminative learning rates, {pattern: factor} (lr = optim.lr x factor; first match wins)")
+    unfreeze: tuple[str, ...] = option(
+        (), "fine-tuning: gradual unfreezing, parameter groups from the top down (e.g. [head, layer3, layer2]); "
+        "epoch e trains groups 0..e (Howard & Ruder 2018)")
 
     def validate(self, path: str) -> None:
         if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
             raise ConfigError(f"{path}.nesterov: needs optim.name=sgd and optim.momentum > 0.")
+        if self.fused and self.name not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"{path}.fused: torch fuses adam, adamw and sgd, not {self.name}; set optim.fused=false.")
+        if self.name == "lbfgs":
+            for key, off in (("weight_decay", 0.0), ("lr_groups", None), ("l1", 0.0)):
+                if getattr(self, key) != off:
+                    raise ConfigError(f"{path}.{key}: lbfgs has one parameter group and no penalties; "
+                                      f"remove {path}.{key} (or pick another optim.name).")
+        for pattern, factor in (self.lr_groups or {}).items():
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ConfigError(
+                    f"{path}.lr_groups.{pattern}: {factor!r} is not a learning-rate factor (must be >= 0); "
+                    "e.g. optim.lr_groups={'head': 1.0, 'body': 0.1}."
+                )
 
 
 @dataclass(frozen=True)
@@ -244,6 +271,7 @@ class Config:
         optim = schema.parse(OptimConfig, raw.get("optim"), "optim")
         schedule = schema.parse(ScheduleConfig, raw.get("schedule"), "schedule")
         train = schema.parse(TrainConfig, raw.get("train"), "train")
+        _check_closure_optimizer(optim, train)
         return cls(
             data=_parse_named("data", raw.get("data"), DataConfig, DATASETS),
             model=_parse_named("model", raw.get("model"), ModelSection, MODELS),
@@ -291,6 +319,19 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(
     list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 )
+
+
+def _check_closure_optimizer(optim: OptimConfig, train: TrainConfig) -> None:
+    """L-BFGS evaluates the loss several times per step on one batch: no accumulation, scaling or clipping."""
+    if optim.name != "lbfgs":
+        return
+    for key, value, fine in (("grad_accum", train.grad_accum, 1), ("precision", train.precision, "fp32"),
+                             ("grad_clip", train.grad_clip, None)):
+        if value != fine:
+            raise ConfigError(
+                f"train.{key}: optim.name=lbfgs re-evaluates the loss inside its line search and needs "
+                f"train.{key}={'null' if fine is None else fine}; set it, or pick another optim.name."
+            )
 
 
 def _section_name(path: str, raw: Mapping[str, Any], common_cls: type) -> str:

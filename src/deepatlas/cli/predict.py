@@ -1,4 +1,5 @@
-"""``deepatlas predict`` and ``deepatlas export``: a trained model on raw inputs, and a folder to ship it in."""
+"""``deepatlas predict``, ``deepatlas export`` and ``deepatlas ensemble``: a trained model on raw inputs, a folder
+to ship it in, and a deep ensemble of classifier runs evaluated on a split."""
 
 from __future__ import annotations
 
@@ -69,6 +70,31 @@ def _print_label_maps(inputs: list[str], maps: object, names: list[str] | None, 
     for row in rows:
         shares = ", ".join(f"{name} {share:.1%}" for name, share in row["class_shares"].items() if share > 0)
         out.print(f"{row['input']}: {row['size'][0]}x{row['size'][1]} label map: {shares}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def ensemble(
+    runs: list[str] = typer.Argument(..., help="Two or more classifier runs (ids, prefixes or folders)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate on: test or val."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device (default: each run's)."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """A deep ensemble (Lakshminarayanan et al. 2017): the members' and the averaged prediction's accuracy, NLL and ECE."""
+    from ..ensemble import ensemble as build_ensemble
+    from .format import number, table
+
+    result = build_ensemble(runs, device=device, checkpoint=checkpoint, runs_dir=runs_dir).evaluate(split)
+    if as_json:
+        out.print_json(json.dumps({"split": result.split, "members": result.members, "member_mean": result.member_mean,
+                                   "ensemble": result.ensemble}))
+        return
+    shown = table(("model", "accuracy", "nll", "ece"), right=("accuracy", "nll", "ece"), title=f"deep ensemble ({split})")
+    rows = [*result.members.items(), ("member mean", result.member_mean), (f"ensemble of {len(result.members)}", result.ensemble)]
+    for name, metrics in rows:
+        shown.add_row(name, *(number(metrics[k]) for k in ("accuracy", "nll", "ece")))
+    out.print(shown)
 
 
 def _table_rows(files: list[str]) -> tuple[object, list[str]]:

@@ -18,6 +18,13 @@ Every random number comes from the ``torch.Generator`` passed in (drawn on the C
 to the images' device), so a batch's views are a pure function of the generator's seed: a run
 resumed mid-epoch sees exactly the views it would have seen. MAE (He et al. 2022) uses only
 the crop (s_min = 0.2) and the flip. Inputs and outputs are float images in [0, 1], (B, C, H, W).
+
+Supervised image training (the ``data`` options of every image dataset, :func:`deepatlas.data.images.augment_batch`)
+reuses the crop and the jitter, and adds:
+
+- rotation by theta ~ U[-d, d] degrees and scaling by s ~ U[1 - z, 1 + z] about the centre, in one affine
+  resampling (bilinear, zeros outside the image): the output pixel at p reads the input at R(-theta) p / s;
+- saturation x <- s x + (1 - s) grey(x), s ~ U[1 - sigma, 1 + sigma], grey the ITU-R 601 luma (RGB only).
 """
 
 from __future__ import annotations
@@ -82,6 +89,29 @@ def brightness_contrast(
     mean = y.mean(dim=(1, 2, 3), keepdim=True)
     y = ((y - mean) * c + mean).clamp(0, 1)
     return torch.where(apply, y, x)
+
+
+def random_saturation(x: torch.Tensor, generator: torch.Generator, saturation: float, p: float) -> torch.Tensor:
+    """With probability ``p`` per RGB image: blend with its grey version by s ~ U[1 - sigma, 1 + sigma]."""
+    n = x.shape[0]
+    apply = (torch.rand(n, generator=generator) < p).to(x.device)[:, None, None, None]
+    s = _uniform(n, 1 - saturation, 1 + saturation, generator).to(x.device, x.dtype)[:, None, None, None]
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)[None, :, None, None]
+    grey = (x * weights).sum(dim=1, keepdim=True)
+    return torch.where(apply, ((x - grey) * s + grey).clamp(0, 1), x)
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float, zoom: float) -> torch.Tensor:
+    """Rotate each image by U[-degrees, degrees] and scale it by U[1 - zoom, 1 + zoom] about its centre."""
+    b = x.shape[0]
+    angle = _uniform(b, -degrees, degrees, generator) * (math.pi / 180)
+    s = _uniform(b, 1 - zoom, 1 + zoom, generator)
+    cos, sin = angle.cos() / s, angle.sin() / s  # the inverse map: output -> input coordinates
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, sin
+    theta[:, 1, 0], theta[:, 1, 1] = -sin, cos
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def gaussian_kernel_size(side: int) -> int:

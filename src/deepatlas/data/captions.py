@@ -35,7 +35,7 @@ from ..io import derive_seed
 from ..schema import option
 from . import transforms as T
 from .bundle import ShuffledBatches
-from .images import ImageOptions, ImageSplit, show_columns, stratified_split
+from .images import ImageOptions, ImageSplit, augment_batch, show_columns, stratified_split
 from .preprocess import CAPTION_SPECIALS, ImageTextPreprocessor
 from .tokenizers import CharTokenizer, load_tokenizer
 
@@ -229,9 +229,7 @@ class CaptionData(ShuffledBatches):
         raw = images.images[idx] if images.images is not None else torch.stack([images.decode(images.files[j]) for j in idx.tolist()])  # type: ignore[index,misc]
         x = raw.float().div_(images.scale)
         if gen is not None:
-            x = T.random_crop(x, self.options.crop_padding, gen)
-            if self.options.hflip:
-                x = T.random_hflip(x, gen)
+            x = augment_batch(x, gen, self.options)
         return T.normalize(x, self.mean, self.std)
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import DataError
 from ..io import derive_seed
 from ..schema import option
+from . import augment as A
 from . import transforms as T
 from .bundle import ShuffledBatches
 from .preprocess import ImagePreprocessor
@@ -42,6 +43,16 @@ class ImageOptions:
     normalize: bool = option(True, "standardise each channel with the training split's mean and std")
     crop_padding: int = option(0, "augment: random crop after zero-padding by this many pixels", low=0)
     hflip: bool = option(False, "augment: random horizontal flip")
+    vflip: bool = option(False, "augment: random vertical flip")
+    crop_scale_min: float = option(
+        1.0, "augment: random resized crop, smallest area fraction (Szegedy et al. 2015: 0.08; 1: off)", low=0.0, high=1.0
+    )
+    rotation: float = option(0.0, "augment: random rotation by up to this many degrees either way (0: off)", low=0.0, high=180.0)
+    zoom: float = option(0.0, "augment: random scaling by s ~ U[1 - zoom, 1 + zoom] about the centre (0: off)", low=0.0, high=0.9)
+    brightness: float = option(0.0, "augment: brightness jitter, x * U[1 - b, 1 + b] (0: off)", low=0.0, high=1.0)
+    contrast: float = option(0.0, "augment: contrast jitter about each image's mean, U[1 - c, 1 + c] (0: off)", low=0.0, high=1.0)
+    saturation: float = option(0.0, "augment: saturation jitter of RGB images, U[1 - s, 1 + s] (0: off)", low=0.0, high=1.0)
+    jitter_prob: float = option(1.0, "augment: probability of each colour jitter per image", low=0.0, high=1.0)
     resize: Optional[int] = option(None, "resize images to this side in pixels (null: keep)", low=1)
 
 
@@ -54,6 +65,30 @@ class ImageFolderOptions(ImageOptions):
     test_fraction: float = option(
         0.2, "without a test/ sub-folder: fraction held out as the test split (fixed seed)", low=0.0, high=0.9
     )
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, options: ImageOptions) -> torch.Tensor:
+    """The training augmentation of ``options`` on a batch of images in [0, 1], (B, C, H, W), on its device.
+
+    The order: padded crop, horizontal flip (the draws of runs before the other options existed), random
+    resized crop, vertical flip, rotation and scaling, brightness/contrast, saturation. An option that is
+    off draws nothing, so adding one never changes the batches of a run that leaves it off.
+    """
+    o = options
+    x = T.random_crop(x, o.crop_padding, generator)
+    if o.hflip:
+        x = T.random_hflip(x, generator)
+    if o.crop_scale_min < 1.0:
+        x = A.random_resized_crop(x, generator, (o.crop_scale_min, 1.0))
+    if o.vflip:
+        x = T.random_vflip(x, generator)
+    if o.rotation > 0 or o.zoom > 0:
+        x = A.random_affine(x, generator, o.rotation, o.zoom)
+    if o.jitter_prob > 0 and (o.brightness > 0 or o.contrast > 0):
+        x = A.brightness_contrast(x, generator, o.brightness, o.contrast, o.jitter_prob)
+    if o.jitter_prob > 0 and o.saturation > 0 and x.shape[1] == 3:
+        x = A.random_saturation(x, generator, o.saturation, o.jitter_prob)
+    return x
 
 
 class ImageSplit:
@@ -243,9 +278,7 @@ class ImageData(ShuffledBatches):
     def _prepare(self, x: torch.Tensor, scale: float, gen: torch.Generator | None) -> torch.Tensor:
         x = x.float().div_(scale)
         if gen is not None:
-            x = T.random_crop(x, self.options.crop_padding, gen)
-            if self.options.hflip:
-                x = T.random_hflip(x, gen)
+            x = augment_batch(x, gen, self.options)
         return T.normalize(x, self.mean, self.std)
 
     def _raw_batches(

@@ -48,7 +48,7 @@ from .device import (
     set_threads,
 )
 from .ema import EMA
-from .optim import build_optimizer
+from .optim import FineTuning, add_l1, build_optimizer
 from .schedule import LRSchedule
 from .signals import stop_signals
 
@@ -134,6 +134,14 @@ class Trainer:
         self.device = distributed.device_for(resolve_device(c.device), self.world)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.model = model.to(self.device)
+        self.tuning = FineTuning(self.model, config.optim)
+        self.tuning.freeze()
+        if self.tuning.groups and self.world.active:
+            raise TrainingError("optim.unfreeze: gradual unfreezing changes the trained parameters between epochs, "
+                                "which DDP/FSDP cannot follow; train in one process or use optim.freeze.")
+        if config.optim.name == "lbfgs" and self.world.active:  # each rank's line search would take its own path
+            raise TrainingError("optim.name=lbfgs: its line search evaluates each rank's own loss, so the ranks would "
+                                "diverge; train in one process (L-BFGS suits small full-batch fits).")
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -147,10 +155,11 @@ class Trainer:
             self.forward_model = compiled
         self._eval_forward = compiled  # validation: every rank holds the weights (DDP) and sees its own batches
         self.params = task.parameters(self.model)
-        self.optimizers = {name: build_optimizer(ps, config.optim) for name, ps in self.params.items()}
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        self.optimizers = {name: build_optimizer(ps, config.optim, names) for name, ps in self.params.items()}
         for name, scale in task.lr_scales().items():
             for group in self.optimizers[name].param_groups:
-                group["lr_scale"] = scale
+                group["lr_scale"] = scale * group.get("lr_scale", 1.0)  # times optim.lr_groups' factor
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.ema = EMA(task.ema_target(self.model), c.ema_decay) if c.ema_decay else None
         self.num_batches = data.num_batches("train")
@@ -218,6 +227,8 @@ class Trainer:
     def _run_epoch(self) -> None:
         s, accum = self.state, self.train_config.grad_accum
         self._emit("on_epoch_start", s.epoch)
+        if self.tuning.groups:
+            self.tuning.set_epoch(s.epoch)
         self.model.train()
         for batch in self.data.train_batches(s.epoch, self.train_config.seed, self.device, start=s.batch_in_epoch):
             window_start = s.batch_in_epoch - s.batch_in_epoch % accum
@@ -237,22 +248,48 @@ class Trainer:
     def _train_batch(self, batch: Any, window: int, boundary: bool) -> None:
         """Forward and backward of every phase; optimizer steps at accumulation boundaries."""
         for phase in self.task.phases(self.state.step):
-            with distributed.no_sync(self._synced, not boundary):
-                with self._only_phase_params(phase), autocast(self.device, self.dtype):
-                    out = self.task.training_step(self.forward_model, batch, phase)
-                if not torch.isfinite(out.loss.detach()):
-                    raise NonFiniteLoss(self._nan_message(out.loss, phase))
-                self.scaler.scale(out.loss / window).backward()
-            if boundary:
-                self._optimizer_step(phase)
+            if isinstance(self.optimizers[phase], torch.optim.LBFGS):
+                out = self._closure_step(batch, phase)
+            else:
+                with distributed.no_sync(self._synced, not boundary):
+                    with self._only_phase_params(phase), autocast(self.device, self.dtype):
+                        out = self.task.training_step(self.forward_model, batch, phase)
+                    if not torch.isfinite(out.loss.detach()):
+                        raise NonFiniteLoss(self._nan_message(out.loss, phase))
+                    self.scaler.scale(out.loss / window).backward()
+                if boundary:
+                    self._optimizer_step(phase)
             logs = out.logs if len(self.optimizers) == 1 else {f"{phase}/{k}": v for k, v in out.logs.items()}
             self._logs.add(dict(logs))
             self._epoch_logs.add(dict(logs))
 
+    def _closure_step(self, batch: Any, phase: str) -> Any:
+        """L-BFGS: the optimizer calls the closure (loss and gradients on this batch) as its line search needs;
+        the logs are those of the first evaluation, the loss before the step."""
+        opt, outs = self.optimizers[phase], []
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            with self._only_phase_params(phase):
+                out = self.task.training_step(self.forward_model, batch, phase)
+            if not torch.isfinite(out.loss.detach()):
+                raise NonFiniteLoss(self._nan_message(out.loss, phase))
+            out.loss.backward()
+            outs.append(out)
+            return out.loss
+
+        opt.step(closure)
+        opt.zero_grad(set_to_none=True)
+        return outs[0]
+
     def _optimizer_step(self, phase: str) -> None:
         opt = self.optimizers[phase]
-        if self.train_config.grad_clip is not None:
+        l1 = self.config.optim.l1
+        if self.train_config.grad_clip is not None or l1:
             self.scaler.unscale_(opt)
+        if l1:  # the penalty's subgradient, part of the gradient that clipping sees
+            add_l1(self.params[phase], l1)
+        if self.train_config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params[phase], self.train_config.grad_clip)
             self._logs.add({"grad_norm" if len(self.optimizers) == 1 else f"{phase}/grad_norm": norm})
         self.scaler.step(opt)
@@ -388,13 +425,14 @@ class Trainer:
             return
         mine = {id(p) for p in self.params[phase]}
         others = [p for name, ps in self.params.items() if name != phase for p in ps if id(p) not in mine]
+        before = [p.requires_grad for p in others]  # a frozen parameter (optim.freeze, unfreeze) stays frozen
         for p in others:
             p.requires_grad_(False)
         try:
             yield
         finally:
-            for p in others:
-                p.requires_grad_(True)
+            for p, wanted in zip(others, before, strict=True):
+                p.requires_grad_(wanted)
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:

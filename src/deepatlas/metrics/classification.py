@@ -65,3 +65,16 @@ def classification_metrics(totals: Mapping[str, torch.Tensor], topk: int = 5) ->
         "nll": float(totals["nll_sum"]) / n,
         "ece": float(ece),
     }
+
+
+def probability_metrics(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> dict[str, float]:
+    """accuracy, NLL and ECE of predicted class probabilities (N, K) for integer targets (N,), e.g. an
+    ensemble's averaged distribution; the same confidence bins as :func:`classification_stats`."""
+    p = probabilities.double()
+    n = max(len(targets), 1)
+    confidence, predicted = p.max(dim=1)
+    correct = (predicted == targets).double()
+    nll = -p.gather(1, targets[:, None]).squeeze(1).clamp_min(torch.finfo(torch.float64).tiny).log()
+    bin_index = (confidence * bins).long().clamp_(max=bins - 1)
+    gap = torch.zeros(bins, dtype=torch.float64).index_add_(0, bin_index, correct - confidence)
+    return {"accuracy": float(correct.sum()) / n, "nll": float(nll.sum()) / n, "ece": float(gap.abs().sum()) / n}

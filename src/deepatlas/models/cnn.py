@@ -8,6 +8,8 @@
 - VGG (Simonyan & Zisserman, 2014): stacks of 3x3 convolutions in five stages
   of 64-128-256-512-512 maps, each followed by 2x2 max pooling, then
   4096-4096 fully connected layers; configurations A (11), B (13), D (16), E (19).
+  Options beyond the paper: BatchNorm or InstanceNorm (Ulyanov et al. 2016) after every convolution,
+  SELU / PReLU / ELU activations, weight normalisation (Salimans & Kingma 2016) of every layer.
 - GoogLeNet / Inception-v1 (Szegedy et al., 2014): nine Inception modules of
   parallel 1x1, 3x3, 5x5 convolutions and pooling, with 1x1 reductions
   (Table 1 of the paper).
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn import activation, apply_weight_norm, norm2d
 from ..registry import register_model
 from ..schema import option
 from .base import ImageClassifier
@@ -129,6 +132,10 @@ class VGGConfig:
     stages: tuple[int, ...] = option((2, 2, 3, 3, 3), "3x3 convolutions per stage (VGG-16: 2,2,3,3,3)", low=1)
     widths: tuple[int, ...] = option((64, 128, 256, 512, 512), "channels per stage", low=1)
     batch_norm: bool = option(False, "BatchNorm after every convolution (a later addition)")
+    instance_norm: bool = option(False, "InstanceNorm after every convolution (Ulyanov et al. 2016), instead of BatchNorm")
+    activation: Literal["relu", "elu", "leaky-relu", "selu", "prelu"] = option(
+        "relu", "activation after every convolution and hidden fully connected layer (the paper: relu)")
+    weight_norm: bool = option(False, "weight normalisation w = g v / ||v|| of every layer (Salimans & Kingma 2016)")
     fc_width: int = option(4096, "units of the two hidden fully connected layers", low=1)
     dropout: float = option(0.5, "dropout after each hidden fully connected layer", low=0.0, high=1.0)
     in_channels: int = option(3, "image channels", low=1)
@@ -138,6 +145,8 @@ class VGGConfig:
     def validate(self, path: str) -> None:
         if len(self.stages) != len(self.widths):
             raise ConfigError(f"{path}.widths: needs one width per stage ({len(self.stages)}), got {len(self.widths)}.")
+        if self.batch_norm and self.instance_norm:
+            raise ConfigError(f"{path}.instance_norm: one normalisation per convolution; set {path}.batch_norm=false.")
 
 
 class VGG(ImageClassifier):
@@ -152,20 +161,24 @@ class VGG(ImageClassifier):
                 f"model.input_size: VGG with {len(c.stages)} stages needs images of at least "
                 f"{2 ** len(c.stages)}x{2 ** len(c.stages)} pixels, got {c.input_size} (e.g. data.resize=32)."
             )
+        def act() -> nn.Module:
+            return nn.ReLU(inplace=True) if c.activation == "relu" else activation(c.activation)
+
+        norm = "batch" if c.batch_norm else "instance" if c.instance_norm else "none"
         layers: list[nn.Module] = []
         width_in = c.in_channels
         for n_convs, width in zip(c.stages, c.widths, strict=True):
             for _ in range(n_convs):
                 layers.append(nn.Conv2d(width_in, width, 3, padding=1))
-                if c.batch_norm:
-                    layers.append(nn.BatchNorm2d(width))
-                layers.append(nn.ReLU(inplace=True))
+                if norm != "none":
+                    layers.append(norm2d(norm, width))
+                layers.append(act())
                 width_in = width
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers)
         self.fc = nn.Sequential(
-            nn.Linear(width_in * side * side, c.fc_width), nn.ReLU(inplace=True), nn.Dropout(c.dropout),
-            nn.Linear(c.fc_width, c.fc_width), nn.ReLU(inplace=True), nn.Dropout(c.dropout),
+            nn.Linear(width_in * side * side, c.fc_width), act(), nn.Dropout(c.dropout),
+            nn.Linear(c.fc_width, c.fc_width), act(), nn.Dropout(c.dropout),
         )
         self.head = nn.Linear(c.fc_width, c.num_classes)
         for m in self.modules():
@@ -175,6 +188,8 @@ class VGG(ImageClassifier):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
+        if c.weight_norm:
+            apply_weight_norm(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))  # (B, fc_width)

@@ -2,6 +2,8 @@
 
 h_0 = x, h_l = dropout(phi(norm(W_l h_{l-1} + b_l))) for l = 1..depth,
 logits = W_out h_depth + b_out. Images are flattened to vectors first.
+Options: SELU (Klambauer et al. 2017; use ``init: lecun``, dropout becomes alpha dropout), PReLU
+(He et al. 2015), weight normalisation of every layer (Salimans & Kingma 2016).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal, Optional
 import torch
 from torch import nn
 
-from ..nn import gain_name, hidden_stack, init_weights
+from ..nn import apply_weight_norm, gain_name, hidden_stack, init_weights
 from ..registry import register_model
 from ..schema import option
 from .base import ImageClassifier
@@ -26,10 +28,12 @@ class MLPConfig:
     num_classes: int = option(10, "output classes (from the data)", low=1)
     depth: int = option(2, "number of hidden layers", low=0)
     width: int = option(256, "units per hidden layer", low=1)
-    activation: Literal["relu", "gelu", "silu", "tanh", "elu", "leaky-relu"] = option("relu", "hidden activation")
+    activation: Literal["relu", "gelu", "silu", "tanh", "elu", "leaky-relu", "selu", "prelu"] = option(
+        "relu", "hidden activation (selu: alpha dropout; prelu: one learned slope per layer)")
     norm: Literal["none", "batch", "layer"] = option("none", "normalisation after each hidden linear layer")
     dropout: float = option(0.0, "dropout probability after each hidden layer", low=0.0, high=1.0)
     init: Literal["default", "xavier", "he", "lecun", "orthogonal"] = option("default", "weight initialisation scheme")
+    weight_norm: bool = option(False, "weight normalisation w = g v / ||v|| of every layer (Salimans & Kingma 2016)")
 
 
 class MLP(ImageClassifier):
@@ -43,6 +47,8 @@ class MLP(ImageClassifier):
         self.body = hidden_stack(width_in, c.depth, c.width, c.activation, c.norm, c.dropout)
         self.head = nn.Linear(c.width if c.depth else width_in, c.num_classes)
         init_weights(self, c.init, gain_name(c.activation))
+        if c.weight_norm:
+            apply_weight_norm(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.flatten(1))  # (B, width)

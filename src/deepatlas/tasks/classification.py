@@ -6,6 +6,8 @@ For imbalanced classes: class weights w_y (``class_weights``: ``balanced`` n / (
 sum_i w_{y_i} l_i / sum_i w_{y_i}, and the focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017,
 ``focal_gamma``); see :mod:`deepatlas.nn.losses`. The weights come from the training split's class
 counts (``class_counts`` of the data meta).
+Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) train on mixed pairs of examples and their mixed
+labels (``mixup_alpha``, ``cutmix_alpha``; see :mod:`deepatlas.nn.mixing`); validation is never mixed.
 Validation reports accuracy, top-5 accuracy, macro-F1, NLL and ECE.
 """
 
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..metrics import classification_metrics, classification_stats
+from ..nn.mixing import MixSettings, mix_batch
 from ..registry import TASKS
 from ..schema import option
 from .base import Evaluation, ExportInputs, StepOutput, Task, accumulate
@@ -37,6 +40,19 @@ class ClassificationConfig:
     )
     cb_beta: float = option(0.999, "effective-number weights: beta of (1 - beta) / (1 - beta^n_c)", low=0.0, high=0.999999)
     focal_gamma: float = option(0.0, "focal loss exponent gamma of (1 - p_t)^gamma (0: cross-entropy)", low=0.0)
+
+
+@dataclass(frozen=True)
+class MixingClassificationConfig(ClassificationConfig):
+    """The classification task's options: the loss's, and Mixup / CutMix of the training batches."""
+
+    mixup_alpha: float = option(0.0, "mixup: lambda ~ Beta(alpha, alpha) (Zhang et al. 2018 use 0.2-0.4; 0: off)", low=0.0)
+    cutmix_alpha: float = option(0.0, "CutMix: lambda ~ Beta(alpha, alpha) (Yun et al. 2019 use 1.0; 0: off)", low=0.0)
+    mix_prob: float = option(1.0, "probability that a training batch is mixed (mixup or CutMix on)", low=0.0, high=1.0)
+    mix_switch_prob: float = option(
+        0.5, "with both mixup_alpha and cutmix_alpha on: probability that a batch gets CutMix rather than mixup",
+        low=0.0, high=1.0,
+    )
 
 
 class Classification(Task):
@@ -62,6 +78,10 @@ class Classification(Task):
                 f"set task.topk={min(5, classes)} or lower."
             )
         self.class_weight = self._class_weights(config, meta)
+        self.mixing = MixSettings(
+            getattr(config, "mixup_alpha", 0.0), getattr(config, "cutmix_alpha", 0.0),
+            getattr(config, "mix_prob", 1.0), getattr(config, "mix_switch_prob", 0.5),
+        )
         if config.focal_gamma > 0 and config.label_smoothing > 0:
             raise ConfigError("task.focal_gamma: the focal loss does not combine with task.label_smoothing; set one of them to 0.")
 
@@ -117,15 +137,45 @@ class Classification(Task):
         return {"label": probabilities.argmax(-1), "probabilities": probabilities}
 
     def training_step(self, model: nn.Module, batch: Any, phase: str) -> StepOutput:
+        if self.mixing.on:
+            return self._mixed_step(model, batch)
         logits, y = self.logits_and_targets(model, batch)  # (B, K), (B,)
+        loss = self.loss(logits, y)
+        accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
+        return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of (B, K) logits for (B,) labels: cross-entropy, class-weighted or focal."""
         weight = self.class_weight.to(logits.device) if self.class_weight is not None else None
         if getattr(self.config, "focal_gamma", 0.0) > 0:
             from ..nn.losses import focal, weighted_mean
 
-            loss = weighted_mean(focal(logits, y, self.config.focal_gamma, weight), y, weight)
+            return weighted_mean(focal(logits, y, self.config.focal_gamma, weight), y, weight)
+        return F.cross_entropy(logits, y, weight=weight, label_smoothing=self.config.label_smoothing)
+
+    def _mixed_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        """Mixup / CutMix: the loss is lam L(z, y_a) + (1 - lam) L(z, y_b), i.e. L on the soft targets."""
+        x, y = batch
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ConfigError(
+                "task.mixup_alpha: mixing needs inputs that are one float tensor (images, numeric rows), not "
+                f"{type(x).__name__}; set task.mixup_alpha=0 and task.cutmix_alpha=0."
+            )
+        if self.mixing.cutmix_alpha > 0 and x.ndim != 4:
+            raise ConfigError(
+                f"task.cutmix_alpha: CutMix pastes boxes of images (B, C, H, W), these inputs are {tuple(x.shape)}; "
+                "set task.cutmix_alpha=0 (task.mixup_alpha works on any numeric input)."
+            )
+        mixed = mix_batch(x, y, self.mixing)
+        if mixed is None:  # mix_prob < 1: this batch trains as it is
+            logits = self.logits(model, x)
+            loss, lam, y_b = self.loss(logits, y), 1.0, y
         else:
-            loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=self.config.label_smoothing)
-        accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
+            logits = self.logits(model, mixed.x)
+            lam, y_b = mixed.lam, mixed.y_b
+            loss = lam * self.loss(logits, y) + (1.0 - lam) * self.loss(logits, y_b)
+        predicted = logits.detach().argmax(dim=1)
+        accuracy = lam * (predicted == y).float().mean() + (1.0 - lam) * (predicted == y_b).float().mean()
         return StepOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})
 
     def validation_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
@@ -189,6 +239,6 @@ class Classification(Task):
 
 
 TASKS.register(
-    "classification", Classification, ClassificationConfig(), family="classification",
+    "classification", Classification, MixingClassificationConfig(), family="classification",
     doc="cross-entropy classification (accuracy, top-5, macro-F1, NLL, ECE)",
 )
