@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -192,7 +193,8 @@ def use_sparse(propagation: str, x: torch.Tensor, edge_weight: torch.Tensor | No
 
 
 class AdjacencyCache:
-    """Remembers the CSR adjacency built for the last graph a layer saw.
+    """Remembers the CSR adjacency (or another structure, such as GAT's sorted graph) built for the
+    last graph a layer saw.
 
     Full-batch training feeds the same ``edge_index`` tensor every step, so the
     normalised adjacency is built once. The key keeps the ``edge_index`` and
@@ -204,7 +206,7 @@ class AdjacencyCache:
 
     def __init__(self) -> None:
         self._key: tuple[object, ...] | None = None
-        self._adj: torch.Tensor | None = None
+        self._adj: Any = None
 
     @staticmethod
     def _make_key(
@@ -227,8 +229,8 @@ class AdjacencyCache:
         edge_weight: torch.Tensor | None,
         num_nodes: int,
         dtype: torch.dtype,
-        build: Callable[[], torch.Tensor],
-    ) -> torch.Tensor:
+        build: Callable[[], Any],
+    ) -> Any:
         """The cached adjacency for this graph, or ``build()`` (then cached)."""
         key = self._make_key(edge_index, edge_weight, num_nodes, dtype)
         if not self._matches(key) or self._adj is None:
