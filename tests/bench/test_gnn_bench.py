@@ -54,3 +54,18 @@ def test_bench_gnn_command_prints_rows_with_ratios() -> None:
 def test_bench_gnn_rejects_an_unknown_model() -> None:
     result = CliRunner().invoke(app, ["bench", "gnn", "--model", "gin", *TINY])
     assert result.exit_code != 0 and "not benchmarked" in str(result.exception)
+
+
+def test_bench_all_extras_include_the_synthetic_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    from deepatlas.bench import gnn, lstm, suite
+
+    monkeypatch.setattr(gnn, "GNNBench", functools.partial(GNNBench, nodes=120, degree=4, features=12))
+    monkeypatch.setattr(lstm, "run", lambda *a, **k: {"tokens": 10, "fused_ms": 1.0, "torch_ms": 1.0, "fused_ratio": 1.0,
+                                                      "spread": 0.0})
+    rows = suite._extras(suite.Suite(calls=1, rounds=1, warmup=1), torch.device("cpu"))
+    synthetic = {r["family"]: r for r in rows if "synthetic" in r["family"]}
+    assert set(synthetic) == {f"{m} (synthetic)" for m in MODELS}
+    assert synthetic["gat (synthetic)"]["goal"] == 2.0 and synthetic["gcn (synthetic)"]["goal"] == 1.0
+    assert all(r["reference"] == "PyG" and r["ratio"] > 0 for r in synthetic.values())
