@@ -87,3 +87,21 @@ def test_gat_attention_dropout_keeps_one_minus_p_and_rescales() -> None:
     out = graph_attention(zeros, zeros, h, graph, dropout=0.6, training=True)
     assert abs(float(out.mean()) - 1.0) < 0.05
     torch.testing.assert_close(graph_attention(zeros, zeros, h, graph, dropout=0.6, training=False), torch.ones(1, n, 1))
+
+
+def test_sparse_matmul_gradcheck_and_builds_the_transpose_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepatlas.nn import message_passing as mp
+
+    n = 7
+    edge_index = tiny_graph(n)
+    adj = mp.sparse_adjacency(edge_index, n, torch.rand(edge_index.shape[1], dtype=torch.float64))
+    x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: mp.sparse_matmul(adj, v), (x,))
+    built = []
+    monkeypatch.setattr(mp, "_TRANSPOSES", mp.WeakIdKeyDictionary())
+    real = torch.Tensor.to_sparse_csr
+    monkeypatch.setattr(torch.Tensor, "to_sparse_csr", lambda self: built.append(1) or real(self))
+    for _ in range(3):
+        mp.sparse_matmul(adj, x).sum().backward()
+    assert len(built) == 1
+    torch.testing.assert_close(x.grad / 3, adj.to_dense().t() @ torch.ones(n, 3, dtype=torch.float64))
