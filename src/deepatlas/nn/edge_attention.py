@@ -90,6 +90,14 @@ def _segment_sum(values: torch.Tensor, g: CSRGraph) -> torch.Tensor:
     return torch.segment_reduce(values, "sum", lengths=lengths, axis=1, unsafe=True)
 
 
+def _per_head_mm(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """(H, N, C): for each head k, the CSR matrix (crow, col, values[k]) times dense[k] (N, C)."""
+    out = torch.empty_like(dense)
+    for k in range(dense.shape[0]):  # written in place: a stack of the heads would copy them again
+        torch.mm(_csr(crow, col, values[k], dense.shape[1]), dense[k], out=out[k])
+    return out
+
+
 class GraphAttention(torch.autograd.Function):
     """The fused edge softmax and aggregation of one attention layer, over a :class:`CSRGraph`.
 
@@ -114,7 +122,7 @@ class GraphAttention(torch.autograd.Function):
         ex = e.sub_(peak.index_select(1, g.target)).exp_()  # (H, E)
         total = torch.segment_reduce(ex, "sum", lengths=lengths, axis=1, unsafe=True).add_(1e-16)  # (H, N)
         w = ex if keep is None else ex * keep
-        agg = torch.stack([_csr(g.crow, g.source, w[k], g.num_nodes) @ h[k] for k in range(h.shape[0])])
+        agg = _per_head_mm(g.crow, g.source, w, h)  # (H, N, C)
         out = agg.div_(total.unsqueeze(-1)).mul_(scale) if scale != 1.0 else agg.div_(total.unsqueeze(-1))
         ctx.g, ctx.negative_slope, ctx.scale, ctx.dropout = g, negative_slope, scale, keep is not None
         ctx.save_for_backward(pre, ex, w, total, h, out)
@@ -126,13 +134,13 @@ class GraphAttention(torch.autograd.Function):
         pre, ex, w, total, h, out = ctx.saved_tensors
         g: CSRGraph = ctx.g
         n, heads = g.num_nodes, h.shape[0]
-        grad_n = grad / total.unsqueeze(-1) * ctx.scale  # (H, N, C): d out / d agg
+        grad_n = (grad / total.unsqueeze(-1)).mul_(ctx.scale).contiguous()  # (H, N, C): d out / d agg
         # out = scale * agg / total: d/d total = -sum_c grad * out / total
         grad_total = -(grad * out).sum(-1) / total  # (H, N)
         grad_h = None
         if ctx.needs_input_grad[2]:
             values = w.index_select(1, g.t_perm)  # the weights in the transposed (source-sorted) order
-            grad_h = torch.stack([_csr(g.t_crow, g.t_col, values[k], n) @ grad_n[k] for k in range(heads)])
+            grad_h = _per_head_mm(g.t_crow, g.t_col, values, grad_n)
         # d out / d w_ij = grad_n_i . h_j: a dense product sampled at A's sparsity pattern.
         pattern = _csr(g.crow, g.source, ex.new_zeros(g.num_edges), n)
         grad_w = torch.stack([
@@ -156,6 +164,7 @@ def graph_attention(
     1 - p and scaled by 1 / (1 - p), as ``F.dropout`` does, at about half the cost of its
     ``bernoulli_`` on the CPU.
     """
+    h = h.contiguous()
     if not training or dropout == 0.0:
         return GraphAttention.apply(score_src, score_dst, h, g, negative_slope, None, 1.0)
     if dropout >= 1.0:
