@@ -258,7 +258,10 @@ class GATConv(MessagePassing):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         h = project(self.lin, x).view(n, self.heads, self.out_channels)  # (N, H, C)
-        if use_sparse(self.propagation, h):
+        # Traced for an export (torch.export, ONNX, TorchScript) or torch.compile: the plain ops of
+        # the scatter path, which those tracers know, not the custom Function over CSR tensors.
+        tracing = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+        if use_sparse(self.propagation, h) and not (tracing and self.propagation == "auto"):
             out = self._attend_csr(h, edge_index)
         else:
             out = self._attend_scatter(h, edge_index)
