@@ -220,8 +220,9 @@ class GATConv(MessagePassing):
     are concatenated (N, heads * out_channels) or averaged (N, out_channels).
     ``propagation``: ``sparse`` runs the fused edge softmax and the per-head CSR aggregation of
     :mod:`deepatlas.nn.edge_attention` over a cached sorted copy of the graph, ``scatter``
-    gathers per-edge messages and sums them with ``index_add``; ``auto`` takes sparse where
-    supported. ``cache`` may be shared by layers that see the same graph.
+    gathers per-edge messages and sums them with ``index_add``; ``auto`` takes sparse for
+    float32/float64 on the CPU (not yet measured on CUDA) unless traced for an export or
+    torch.compile. ``cache`` may be shared by layers that see the same graph.
     """
 
     def __init__(
@@ -258,10 +259,12 @@ class GATConv(MessagePassing):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         h = project(self.lin, x).view(n, self.heads, self.out_channels)  # (N, H, C)
-        # Traced for an export (torch.export, ONNX, TorchScript) or torch.compile: the plain ops of
-        # the scatter path, which those tracers know, not the custom Function over CSR tensors.
+        # auto takes the fused path on the CPU, where it is measured (docs/BENCHMARKS.md), and not
+        # when traced for an export (torch.export, ONNX, TorchScript) or torch.compile: those
+        # tracers know the plain ops of the scatter path, not the custom Function over CSR tensors.
         tracing = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-        if use_sparse(self.propagation, h) and not (tracing and self.propagation == "auto"):
+        auto_ok = h.device.type == "cpu" and not tracing
+        if use_sparse(self.propagation, h) and (self.propagation == "sparse" or auto_ok):
             out = self._attend_csr(h, edge_index)
         else:
             out = self._attend_scatter(h, edge_index)
