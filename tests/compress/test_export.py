@@ -102,3 +102,12 @@ def test_cli_exports_a_trained_run_to_onnx_checked_on_its_data(tmp_path: Path) -
     manifest = json.loads((tmp_path / "out" / "deepatlas-export.json").read_text())
     assert manifest["artifacts"]["onnx"]["max_abs_error"] < 1e-4
     assert deepatlas.load(tmp_path / "out").predict(torch.zeros(2, 1, 8, 8).numpy()) is not None  # the folder still loads
+
+
+def test_onnx_of_a_gat_traces_the_scatter_path_and_reproduces_the_fused_one(tmp_path: Path) -> None:
+    # Eager GAT runs the fused CSR Function; an export traces the equal scatter path instead.
+    model = create_model("gat", in_channels=8, num_classes=3, hidden=4, heads=2, sparse_features=False).eval()
+    x, edges = torch.randn(12, 8), torch.randint(0, 12, (2, 30))
+    inputs = ExportInputs((x, edges), ("x", "edge_index"), ({0: "nodes"}, {1: "edges"}))
+    check = write_artifact(model, inputs, "onnx", tmp_path, "gat")
+    assert check.max_abs_error < 1e-4

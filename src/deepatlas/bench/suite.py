@@ -100,7 +100,7 @@ TABLE_B = ("gpt", "gpt-6x384", "bert", "unet", "resnet20-b", "resnet18")
 class Suite(Rounds):
     families: tuple[str, ...] = tuple(FAMILIES)
     defaults_families: tuple[str, ...] = TABLE_B
-    extras: bool = True  # table (a) also runs bench gnn (Cora) and bench lstm
+    extras: bool = True  # table (a) also runs bench gnn (Cora, synthetic) and bench lstm
     loss_steps: int = 30
     seeds: tuple[int, ...] = (0, 1)
     compile: bool = False  # our defaults with torch.compile
@@ -126,17 +126,21 @@ def _row(f: Family, r: dict[str, Any], table: str) -> dict[str, Any]:
 
 
 def _extras(s: Suite, device: torch.device) -> list[dict[str, Any]]:
-    """Table (a) rows of bench gnn (GCN and GAT on Cora vs PyG) and bench lstm (vs torch.nn.LSTM), float32."""
+    """Table (a) rows of bench gnn (GCN, GAT and GraphSAGE on Cora and on the synthetic dense-feature graph,
+    vs PyG) and bench lstm (vs torch.nn.LSTM), float32."""
     from . import gnn, lstm
 
     rows: list[dict[str, Any]] = []
-    try:
-        for r in gnn.run(gnn.GNNBench(datasets=("cora",), calls=s.calls, rounds=s.rounds, warmup=s.warmup), device):
-            rows.append({"table": "a", "family": f"{r['model']} ({r['dataset']})", "reference": "PyG", "setting": "float32",
-                         "unit": "epochs", "ours_per_s": 1e3 / r["ours_ms"], "reference_per_s": 1e3 / r["pyg_ms"],
-                         "ratio": r["ratio"], "ours_mfu": None, "reference_mfu": None, "spread": r["spread"], "goal": 1.0})
-    except DeepAtlasError as exc:  # no PyG or no Planetoid files: say so, go on
-        rows.append({"table": "a", "family": "gcn/gat (cora)", "skipped": str(exc)})
+    for dataset in ("cora", gnn.SYNTHETIC):
+        try:
+            bench = gnn.GNNBench(datasets=(dataset,), calls=s.calls, rounds=s.rounds, warmup=s.warmup)
+            for r in gnn.run(bench, device):
+                rows.append({"table": "a", "family": f"{r['model']} ({r['dataset']})", "reference": "PyG",
+                             "setting": "float32", "unit": "epochs", "ours_per_s": 1e3 / r["ours_ms"],
+                             "reference_per_s": 1e3 / r["pyg_ms"], "ratio": r["ratio"], "ours_mfu": None,
+                             "reference_mfu": None, "spread": r["spread"], "goal": r["goal"]})
+        except DeepAtlasError as exc:  # no PyG or no Planetoid files: say so, go on
+            rows.append({"table": "a", "family": f"gcn/gat/graphsage ({dataset})", "skipped": str(exc)})
     r = lstm.run(lstm.LSTMBench(calls=s.calls, rounds=s.rounds, warmup=s.warmup), device)
     rows.append({"table": "a", "family": "lstm (fused)", "reference": "torch.nn.LSTM", "setting": "float32",
                  "unit": "tokens", "ours_per_s": r["tokens"] / r["fused_ms"] * 1e3, "reference_per_s": r["tokens"] / r["torch_ms"] * 1e3,

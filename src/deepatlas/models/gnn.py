@@ -247,11 +247,13 @@ class GAT(GraphNet):
         super().__init__()
         self.config = c = config
         width, in_ch, convs = c.heads * c.hidden, c.in_channels, []
+        cache = AdjacencyCache()  # every layer attends over the same sorted graph
         for _ in range(c.num_layers - (0 if c.graph_level else 1)):
-            convs.append(GATConv(in_ch, c.hidden, c.heads, concat=True, dropout=c.attention_dropout))
+            convs.append(GATConv(in_ch, c.hidden, c.heads, concat=True, dropout=c.attention_dropout, cache=cache))
             in_ch = width
         if not c.graph_level:
-            convs.append(GATConv(in_ch, c.num_classes, c.out_heads, concat=False, dropout=c.attention_dropout))
+            convs.append(GATConv(in_ch, c.num_classes, c.out_heads, concat=False, dropout=c.attention_dropout,
+                                 cache=cache))
         self._finish(c, convs, width)
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .edge_attention import csr_graph, graph_attention
 from .message_passing import (
     AdjacencyCache,
     MessagePassing,
@@ -217,6 +218,11 @@ class GATConv(MessagePassing):
     self-loop per node; alpha = softmax over each target's edges, then dropout
     (``dropout``, training only); h_i' = sum_j alpha_ij W h_j per head; heads
     are concatenated (N, heads * out_channels) or averaged (N, out_channels).
+    ``propagation``: ``sparse`` runs the fused edge softmax and the per-head CSR aggregation of
+    :mod:`deepatlas.nn.edge_attention` over a cached sorted copy of the graph, ``scatter``
+    gathers per-edge messages and sums them with ``index_add``; ``auto`` takes sparse for
+    float32/float64 on the CPU (not yet measured on CUDA) unless traced for an export or
+    torch.compile. ``cache`` may be shared by layers that see the same graph.
     """
 
     def __init__(
@@ -229,14 +235,18 @@ class GATConv(MessagePassing):
         dropout: float = 0.0,
         add_self_loops: bool = True,
         bias: bool = True,
+        propagation: str = "auto",
+        cache: AdjacencyCache | None = None,
     ) -> None:
         super().__init__("sum")
         self.heads, self.out_channels, self.concat = heads, out_channels, concat
         self.negative_slope, self.dropout, self.add_loops = negative_slope, dropout, add_self_loops
+        self.propagation = propagation
         self.lin = nn.Linear(in_channels, heads * out_channels, bias=False)
         self.att_src = nn.Parameter(torch.empty(1, heads, out_channels))
         self.att_dst = nn.Parameter(torch.empty(1, heads, out_channels))
         self.bias = nn.Parameter(torch.empty(heads * out_channels if concat else out_channels)) if bias else None
+        self._cache = AdjacencyCache() if cache is None else cache
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -244,11 +254,35 @@ class GATConv(MessagePassing):
             nn.init.xavier_uniform_(p)  # Glorot, as in the paper's code
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        self._cache.clear()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         h = project(self.lin, x).view(n, self.heads, self.out_channels)  # (N, H, C)
+        # auto takes the fused path on the CPU, where it is measured (docs/BENCHMARKS.md), and not
+        # when traced for an export (torch.export, ONNX, TorchScript) or torch.compile: those
+        # tracers know the plain ops of the scatter path, not the custom Function over CSR tensors.
+        tracing = torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+        auto_ok = h.device.type == "cpu" and not tracing
+        if use_sparse(self.propagation, h) and (self.propagation == "sparse" or auto_ok):
+            out = self._attend_csr(h, edge_index)
+        else:
+            out = self._attend_scatter(h, edge_index)
+        return out if self.bias is None else out + self.bias
+
+    def _attend_csr(self, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        n = h.shape[0]
+        graph = self._cache.get(edge_index, None, n, h.dtype, lambda: csr_graph(edge_index, n, self.add_loops))
+        h = h.transpose(0, 1).contiguous()  # (H, N, C): each head's features contiguous
         # a^T [W h_i || W h_j] splits into a per-target and a per-source score.
+        att = torch.cat([self.att_src, self.att_dst]).transpose(0, 1)  # (H, 2, C)
+        scores = torch.bmm(att, h.transpose(1, 2))  # (H, 2, N): one small product for both terms
+        score_src, score_dst = scores[:, 0], scores[:, 1]  # (H, N) each
+        out = graph_attention(score_src, score_dst, h, graph, self.negative_slope, self.dropout, self.training)
+        return out.transpose(0, 1).reshape(n, -1) if self.concat else out.mean(dim=0)
+
+    def _attend_scatter(self, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        n = h.shape[0]
         score_src = (h * self.att_src).sum(-1)  # (N, H)
         score_dst = (h * self.att_dst).sum(-1)  # (N, H)
         if self.add_loops:  # a node attends to itself too (the paper's N(i) includes i)
@@ -258,8 +292,7 @@ class GATConv(MessagePassing):
         alpha = segment_softmax(e, target, n)
         alpha = F.dropout(alpha, self.dropout, self.training)
         out = self.propagate(edge_index, h, alpha=alpha)  # (N, H, C)
-        out = out.reshape(n, -1) if self.concat else out.mean(dim=1)
-        return out if self.bias is None else out + self.bias
+        return out.reshape(n, -1) if self.concat else out.mean(dim=1)
 
     def message(self, x_j: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         return alpha.unsqueeze(-1) * x_j  # (E, H, C)
