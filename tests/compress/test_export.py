@@ -23,6 +23,10 @@ CLASSIFIERS = {
     "lenet5": {},
     "resnet20": dict(layers=(1, 1, 1)),
     "vit-mini": dict(dim=32, depth=2, heads=2, mlp_dim=64),
+    "se-resnet50": dict(layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem_width=8, drop_path=0.1),
+    "densenet-bc-100-12": dict(growth_rate=4, stem_width=8, block_config=(2, 2, 2)),
+    "mobilenetv2-small": dict(width_mult=0.25, last_channel=32),
+    "efficientnet-b0": dict(width_mult=0.25, depth_mult=0.5, head_width=32),
 }
 
 
