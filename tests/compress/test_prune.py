@@ -96,6 +96,7 @@ def test_iterative_prune_and_fine_tune_keeps_the_sparsity_and_links_each_round()
         s = r.summary
         assert s["status"] == "completed" and s["compression"]["sparsity"] == pytest.approx(target, abs=1e-3)
         assert s["eval"]["test"]["accuracy"] > 0.1
+        assert set(s["compression"]["latency_ms"]) == set(s["compression"]["parent_latency_ms"]) == {"1", "64"}
     model = deepatlas.load(rounds[-1].id).model  # the fine-tuned weights kept their zeros
     assert footprint(model).sparsity == pytest.approx(0.75, abs=1e-3)
     from deepatlas.compress.lineage import chain

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -86,3 +88,19 @@ def test_a_quantized_run_is_linked_to_its_parent_and_loads_as_int8(mode: str) ->
         agree = (predictor.model(x).argmax(-1) == float_predictor.model(x).argmax(-1)).float().mean()
     assert agree >= 0.85  # the int8 network predicts what the float one does
     assert deepatlas.evaluate(child.id)["metrics"]["accuracy"] == pytest.approx(s["eval"]["test"]["accuracy"])
+    c = s["compression"]  # latency measured beside the parent's, at batch 1 and 64 (the digits test split has 360)
+    assert set(c["latency_ms"]) == set(c["parent_latency_ms"]) == {"1", "64"}
+    assert all(v > 0 for v in (*c["latency_ms"].values(), *c["parent_latency_ms"].values()))
+
+
+def test_cli_quantize_shows_the_change_from_the_parent_and_both_latencies() -> None:
+    from typer.testing import CliRunner
+
+    from deepatlas.cli import app
+
+    run = deepatlas.train("quickstart", tiny_recipe(**{"train.epochs": 1}), progress=False)
+    result = CliRunner().invoke(app, ["quantize", run.id, "--mode", "dynamic"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "change" in result.output and "ms/64 (parent)" in result.output
+    child = next(line for line in result.output.splitlines() if "int8-dynamic" in line)
+    assert re.search(r"[+-]\d\.\d{4}", child) and re.search(r"\d+\.\d \(\d+\.\d\)", child), child

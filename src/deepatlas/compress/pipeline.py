@@ -10,6 +10,7 @@ returns it; the CLI (``deepatlas compress``, ``deepatlas quantize``) is a thin l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -49,6 +50,23 @@ def _example(task: Any, data: Any) -> tuple[torch.Tensor, ...]:
     return tuple(task.export_inputs(batch).args)
 
 
+#: batch sizes and repeats of the latency every derived run records beside its parent's
+LATENCY_BATCHES, LATENCY_REPEATS = (1, 64), 10
+
+
+def latencies(parent: nn.Module, child: nn.Module, task: Any, data: Any) -> dict[str, Any]:
+    """CPU milliseconds per forward pass of the derived network and of its parent at batch 1 and 64 (one thread,
+    the median of ``LATENCY_REPEATS`` calls, the two timed in turn), for a run's summary; {} where the network's
+    inputs are not a batch of examples (a graph)."""
+    args = _example(task, data)
+    if len({a.shape[0] for a in args}) != 1:
+        return {}
+    sizes = tuple(sorted({min(n, len(args[0])) for n in LATENCY_BATCHES}))
+    times = measure.latency({"child": child.eval(), "parent": parent.eval()}, lambda n: tuple(a[:n] for a in args), sizes,
+                            repeats=LATENCY_REPEATS, threads=1)
+    return {"latency_ms": {str(n): times["child"][n] for n in sizes}, "parent_latency_ms": {str(n): times["parent"][n] for n in sizes}}
+
+
 def costs(model: nn.Module, task: Any, data: Any, params: int | None = None) -> dict[str, Any]:
     """Footprint of ``model`` (parameters, non-zeros, sizes, FLOPs per example) for a run's summary."""
     args = tuple(a[:2] for a in _example(task, data))
@@ -78,6 +96,7 @@ def prune_run(
     previous = 0.0
     for r, target in enumerate(P.schedule(amount, rounds), start=1):
         config, task, model, data = _parent(parent)
+        before = copy.deepcopy(model)
         if method == "channels":
             # each round removes the share of the remaining channels that takes the block to the target
             step = 1.0 - (1.0 - target) / (1.0 - previous)
@@ -96,7 +115,7 @@ def prune_run(
         else:
             child = lineage.create(parent, lineage.child_config(config, suffix), {"kind": "prune", **details}, data, params)
             lineage.finish(child, model, task, data)
-        lineage.update(child, compression={**costs(model, task, data), "original_params": original})
+        lineage.update(child, compression={**costs(model, task, data), "original_params": original, **latencies(before, model, task, data)})
         log.info("round %d/%d: %s (sparsity %.3f, %d parameters)", r, rounds, child.id, target, params)
         out.append(child)
         parent, previous = child, target
@@ -156,7 +175,7 @@ def quantize_run(
     if state is not None:
         save_checkpoint(child.path / Q.FILE, {"observers": state}, sidecar=False)
     lineage.record(child, quantized, task, data)
-    lineage.update(child, compression={**costs(model, task, data, params), **_int8_size(quantized)})
+    lineage.update(child, compression={**costs(model, task, data, params), **_int8_size(quantized), **latencies(model, quantized, task, data)})
     return child
 
 
@@ -183,7 +202,7 @@ def _qat(parent: Run, config: Config, task: Any, prepared: nn.Module, data: Any,
                 out.loss.backward()
                 optimizer.step()
                 scheduler.step()
-            log.info("QAT epoch %d/%d: loss %.4f", epoch + 1, epochs, float(out.loss))
+            log.info("QAT epoch %d/%d: loss %.4f", epoch + 1, epochs, float(out.loss.detach()))
     return prepared.eval()
 
 
