@@ -50,6 +50,8 @@ def test_image_classifier_predicts_raw_pixels_as_evaluation_did(tmp_path: Path) 
         predictor.predict(np.zeros((2, 3, 8, 8)))
     with pytest.raises(RunError, match="cannot sample \\(it can: export, predict\\)"):
         predictor.sample(4)
+    with pytest.raises(DataError, match=r"nosuch[.]png: no such file[.]$"):
+        predictor.predict(str(tmp_path / "nosuch.png"))
 
 
 def test_image_files_and_pil_images_are_read_as_the_image_folder_reader_reads_them(tmp_path: Path) -> None:

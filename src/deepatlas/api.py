@@ -334,7 +334,9 @@ def _evaluate(
         "split": split,
         "checkpoint": path.name,
         "weights": "ema" if use_ema else "model",
-        "trained_epochs": state.get("epoch"),
+        # epochs begun (1-based, as the summary counts them): the state's epoch is 0-based and is the finished one until
+        # the trainer moves on to the next
+        "trained_epochs": None if state.get("epoch") is None else int(state["epoch"]) + (1 if state.get("batch_in_epoch") else 0),
         "step": state.get("step"),
         "metrics": result.metrics,
         "fingerprint": data.split(split).fingerprint(),

@@ -101,12 +101,12 @@ class OptimConfig:
     lbfgs_max_iter: int = option(20, "lbfgs: iterations per optimizer step (each with a strong-Wolfe line search)", low=1)
     lbfgs_history: int = option(10, "lbfgs: curvature pairs kept (history size m)", low=1)
     freeze: tuple[str, ...] = option(
-        (), "fine-tuning: glob patterns of parameter names that never train (e.g. [stem.*, layer1]; a module path "
+        (), "fine-tuning: glob patterns of parameter names that never train (e.g. [stem, stages.0.*]; a module path "
         "matches its parameters)")
     lr_groups: Optional[dict[str, float]] = option(  # noqa: RUF009 (the default, None, is immutable)
         None, "fine-tuning: discriminative learning rates, {pattern: factor} (lr = optim.lr x factor; first match wins)")
     unfreeze: tuple[str, ...] = option(
-        (), "fine-tuning: gradual unfreezing, parameter groups from the top down (e.g. [head, layer3, layer2]); "
+        (), "fine-tuning: gradual unfreezing, parameter groups from the top down (e.g. [head, stages.2, stages.1]); "
         "epoch e trains groups 0..e (Howard & Ruder 2018)")
 
     def validate(self, path: str) -> None:
@@ -117,8 +117,9 @@ class OptimConfig:
         if self.name == "lbfgs":
             for key, off in (("weight_decay", 0.0), ("lr_groups", None), ("l1", 0.0)):
                 if getattr(self, key) != off:
-                    raise ConfigError(f"{path}.{key}: lbfgs has one parameter group and no penalties; "
-                                      f"remove {path}.{key} (or pick another optim.name).")
+                    reset = "{}" if key == "lr_groups" else "0"
+                    raise ConfigError(f"{path}.{key}: lbfgs has one parameter group and no penalties; set {path}.{key}={reset} "
+                                      "(the recipe may set it) or pick another optim.name.")
         for pattern, factor in (self.lr_groups or {}).items():
             if not (math.isfinite(factor) and factor >= 0):
                 raise ConfigError(

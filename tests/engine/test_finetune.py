@@ -78,6 +78,12 @@ def test_a_pattern_that_matches_nothing_fails_before_the_run_with_the_key(key: s
         FineTuning(create_model("mlp"), OptimConfig(freeze=("bdy",)))
 
 
+def test_freezing_every_parameter_fails_before_the_run_with_a_count() -> None:
+    with pytest.raises(deepatlas.ConfigError, match=r"optim[.]freeze: the patterns \['body', 'head'\] freeze all [\d,]+ parameters"):
+        deepatlas.train("quickstart", [*TINY, "optim.freeze=[body, head]"], progress=False)
+    assert deepatlas.list_runs() == []
+
+
 class Snapshots(Callback):
     def __init__(self) -> None:
         self.weights: list[dict[str, torch.Tensor]] = []

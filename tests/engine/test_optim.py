@@ -90,6 +90,7 @@ def test_lbfgs_fits_a_linear_regression_to_the_closed_form() -> None:
     (["optim.name=lbfgs", "optim.weight_decay=0", "train.grad_accum=2"], "train.grad_accum"),
     (["optim.name=lbfgs", "optim.weight_decay=0", "train.grad_clip=1.0"], "train.grad_clip"),
     (["optim.name=lbfgs", "optim.weight_decay=0.01"], "optim.weight_decay"),
+    (["optim.name=lbfgs", "optim.weight_decay=0", "optim.lr_groups={head: 0.1}"], "optim.lr_groups"),
     (["optim.name=rmsprop", "optim.fused=true"], "optim.fused"),
     (["optim.name=lbfgs", "optim.weight_decay=0", "optim.l1=0.01"], "optim.l1"),
 ])
@@ -99,3 +100,11 @@ def test_optimizer_options_that_do_not_combine_are_named(overrides: list[str], k
 
     with pytest.raises(ConfigError, match=rf"^{key.replace('.', '[.]')}: .*(set|remove|pick)"):
         load_recipe("quickstart", overrides)
+
+
+def test_lbfgs_says_how_to_turn_off_a_recipe_s_weight_decay() -> None:
+    from deepatlas.config import load_recipe
+    from deepatlas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"set optim[.]weight_decay=0 \(the recipe may set it\)"):
+        load_recipe("quickstart", ["optim.name=lbfgs", "optim.weight_decay=0.01"])

@@ -68,6 +68,8 @@ def config(
         typer.echo(cfg.to_yaml(), nl=False)  # raw text: it must load back as YAML
         return
     cfg, from_data = _resolved(cfg)
+    from rich.markup import escape
+
     from .. import schema
 
     for section in SECTIONS:
@@ -78,10 +80,11 @@ def config(
             for name, kind, _default, doc in schema.field_docs(type(part)):
                 if name == "options":
                     continue
-                shown = number(getattr(part, name))
+                v = getattr(part, name)
+                shown = f"{v:g}" if isinstance(v, float) and 0 < abs(v) < 1e-3 else number(v)  # eps 1e-08, not 0.0000
                 if section == "model" and name in from_data:
                     shown += " (from the data)"
-                keys.add_row(name, shown, kind, doc)
+                keys.add_row(escape(name), escape(shown), escape(kind), escape(doc))  # [stem, head] is text, not markup
         out.print(keys)
 
 

@@ -71,7 +71,8 @@ def dynamic(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with int8 Linear/LSTM/GRU weights and dynamically quantized activations."""
     if not any(isinstance(m, DYNAMIC_TYPES) for m in model.modules()):
         raise ConfigError(
-            f"--mode dynamic: {type(model).__name__} has no Linear, LSTM or GRU layer to quantize; use --mode static."
+            f"--mode dynamic: {type(model).__name__} has no Linear, LSTM or GRU layer to quantize"
+            + ("; use --mode static (its convolutions are)." if any(isinstance(m, nn.Conv2d) for m in model.modules()) else ".")
         )
     with _ao():
         from torch.ao.quantization import quantize_dynamic
@@ -98,7 +99,9 @@ def prepare(model: nn.Module, example: Sequence[torch.Tensor], qat: bool = False
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
                 f"--mode {'qat' if qat else 'static'}: {type(model).__name__} cannot be traced for static quantization "
-                f"({type(exc).__name__}: {reason}); use --mode dynamic."
+                f"({type(exc).__name__}: {reason})"
+                + ("; use --mode dynamic (its Linear/LSTM/GRU layers)." if any(isinstance(m, DYNAMIC_TYPES) for m in model.modules())
+                   else "; it has no Linear, LSTM or GRU layer for --mode dynamic either: int8 is not available for this network.")
             ) from None
 
 

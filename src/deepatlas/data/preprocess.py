@@ -111,6 +111,8 @@ class ImagePreprocessor:
             if img.size != (self.size, self.size):
                 img = img.resize((self.size, self.size), Image.BILINEAR)  # as the image-folder reader
             array = np.asarray(img, dtype=np.uint8)
+        except FileNotFoundError:
+            raise DataError(f"{raw}: no such file.") from None
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise DataError(f"{raw}: cannot decode image ({exc}).") from None
         array = array[:, :, None] if array.ndim == 2 else array

@@ -85,6 +85,10 @@ class FineTuning:
             self.groups.append([n for n in select(names, pattern, f"optim.unfreeze[{i}]") if n not in self.frozen])
         for pattern in (config.lr_groups or {}):
             select(names, pattern, f"optim.lr_groups.{pattern}")
+        if self.frozen and len(self.frozen) == len(names):
+            total = sum(p.numel() for p in self.params.values())
+            raise ConfigError(f"optim.freeze: the patterns {list(config.freeze)} freeze all {total:,} parameters; nothing would train "
+                              "(freeze fewer modules, e.g. all but the head).")
 
     @property
     def active(self) -> bool:
