@@ -182,6 +182,14 @@ def test_recipes_show_whole_first_sentences() -> None:
     assert "Ho et al. 2020" in flat and not any(line.rstrip(" │").endswith("et al.") for line in result.output.splitlines())
 
 
+def test_config_docs_shows_a_task_s_keys_before_it_can_be_built_and_escapes_examples() -> None:
+    result = runner.invoke(app, ["config", "quickstart", "task.name=distillation", "--docs"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "warning: the task cannot be built yet: task.teacher" in result.output
+    assert "temperature" in result.output and "[stem, stages.0.*]" in result.output  # not eaten as markup
+    assert "1e-08" in result.output  # adam's eps, not 0.0000
+
+
 def test_config_docs_resolves_the_model_input_from_the_data() -> None:
     result = runner.invoke(app, ["config", "quickstart", "--docs"])
     assert result.exit_code == 0, result.output

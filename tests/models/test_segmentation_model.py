@@ -45,3 +45,16 @@ def test_padded_output_has_the_input_size_for_any_side(options: dict[str, object
     assert out.shape == (2, 5, *size)
     assert torch.isfinite(out).all()
 
+
+
+def test_the_unpadded_unet_names_the_smallest_image_it_can_take() -> None:
+    from deepatlas.errors import ConfigError
+    from deepatlas.models.segmentation import smallest_valid_side, valid_side
+
+    assert valid_side(572, 4) == 388  # the paper's Figure 1
+    model = create_model("unet-seg", padding=False, base_width=2, depth=2, in_channels=1, batch_norm=False).eval()
+    side = smallest_valid_side(2)
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, side, side)).shape[-1] == valid_side(side, 2) > 0
+        with pytest.raises(ConfigError, match=rf"model[.]padding=false: .* depth 2 needs images of at least {side} pixels"):
+            model(torch.randn(1, 1, side - 1, side - 1))

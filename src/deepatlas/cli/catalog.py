@@ -68,8 +68,6 @@ def config(
         typer.echo(cfg.to_yaml(), nl=False)  # raw text: it must load back as YAML
         return
     cfg, from_data = _resolved(cfg)
-    from rich.markup import escape
-
     from .. import schema
 
     for section in SECTIONS:
@@ -105,8 +103,12 @@ def _resolved(cfg: Any) -> tuple[Any, set[str]]:
         err.print(f"[yellow]warning:[/yellow] model keys not resolved from the data: {escape(str(exc))}", soft_wrap=True)
         return cfg, set()
     from ..build import build_task
+    from ..errors import ConfigError, RunError
 
-    meta = {**meta, **build_task(cfg, meta).model_meta()}  # what the task decides (a table model's outputs)
+    try:
+        meta = {**meta, **build_task(cfg, meta).model_meta()}  # what the task decides (a table model's outputs)
+    except (ConfigError, RunError) as exc:  # e.g. distillation without its teacher yet: the keys are still worth showing
+        err.print(f"[yellow]warning:[/yellow] the task cannot be built yet: {escape(str(exc))}", soft_wrap=True)
     options = cfg.model.options
     bound = {key for key in DATA_BOUND_FIELDS if hasattr(options, key) and meta.get(key) is not None}
     return resolve_model_config(cfg, meta), bound

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import register_model
 from ..schema import option
 
@@ -98,6 +99,26 @@ class Up(nn.Module):
         return self.conv(torch.cat([skip, x], dim=1))
 
 
+def valid_side(side: int, depth: int) -> int:
+    """The output side of the unpadded (paper's) U-Net for an input side, or 0 where a 3x3 convolution would meet a
+    map smaller than 3 (572 -> 388 at depth 4, the paper's Figure 1)."""
+    s = side
+    for level in range(depth + 1):  # contracting path: (pool, except first) then two 3x3 convolutions
+        s = s if level == 0 else s // 2
+        if s < 5:
+            return 0
+        s -= 4
+    for _ in range(depth):  # expanding path: 2x up-convolution, then two 3x3 convolutions
+        s = 2 * s - 4
+        if s < 1:
+            return 0
+    return s
+
+
+def smallest_valid_side(depth: int) -> int:
+    return next(side for side in range(1, 1 << 16) if valid_side(side, depth) > 0)
+
+
 class SegmentationUNet(nn.Module):
     """``forward(x) -> logits`` (B, K, H', W'): H' = H with padding, smaller without (see the module doc)."""
 
@@ -119,6 +140,12 @@ class SegmentationUNet(nn.Module):
         self.head = nn.Conv2d(w, config.num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.padding and min(valid_side(int(n), self.config.depth) for n in x.shape[-2:]) == 0:
+            raise ConfigError(
+                f"model.padding=false: the unpadded U-Net of depth {self.config.depth} needs images of at least "
+                f"{smallest_valid_side(self.config.depth)} pixels a side (got {tuple(x.shape[-2:])}); set model.padding=true, "
+                "a smaller model.depth or larger images."
+            )
         skips = [self.inc(x)]  # (B, w, H, W)
         for block in self.down:
             skips.append(block(F.max_pool2d(skips[-1], 2)))  # (B, 2w, H/2, W/2), ...
