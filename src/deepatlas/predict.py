@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .build import (
@@ -91,7 +92,8 @@ class Predictor:
     def predict(self, raw: Any) -> Any:
         """What a user wants for raw inputs: class names (or ids) for a classifier, decoded strings for
         a sequence-to-sequence model, the most likely next token after each string for a language model,
-        an (N, H, W) array of class ids per pixel for a segmentation model."""
+        class ids per pixel for a segmentation model at each input's own size (an (N, H, W) array, or a
+        list of arrays when the sizes differ)."""
         out = self.outputs(raw)
         kind, tokenizer = self.task.predicts, self.preprocessor.tokenizer
         if kind == "labels":
@@ -110,8 +112,22 @@ class Predictor:
         if kind == "values":
             return out["prediction"].cpu().numpy()
         if kind == "label-maps":
-            return out["label_map"].cpu().numpy()
+            return self._label_maps(raw, out["probabilities"])
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def _label_maps(self, raw: Any, probabilities: torch.Tensor) -> Any:
+        """Class ids per pixel at each input's own size: the per-pixel probabilities (at the run's image size)
+        resized bilinearly to the input's height and width, then the most likely class. One (N, H, W) array
+        when every input has the same size, else a list of (H_i, W_i) arrays."""
+        sizes = _image_sizes(raw, int(self.meta.get("in_channels") or 1))
+        if len(sizes) != len(probabilities):  # an input the size rules do not cover: the maps as the network made them
+            return probabilities.argmax(dim=1).cpu().numpy()
+        maps = [
+            (p if tuple(p.shape[-2:]) == size else F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0])
+            .argmax(dim=0).cpu().numpy()
+            for p, size in zip(probabilities, sizes, strict=True)
+        ]
+        return np.stack(maps) if len(set(sizes)) <= 1 else maps
 
     def predict_proba(self, raw: Any) -> np.ndarray:
         """Class probabilities (N, K) for a classifier; next-token distributions (N, T, vocab) for a language model."""
@@ -338,3 +354,23 @@ def export(
 
 
 __all__: Sequence[str] = ("Predictor", "export", "load")
+
+
+def _image_sizes(raw: Any, channels: int) -> list[tuple[int, int]]:
+    """(height, width) of each image in raw inputs as ``ImagePreprocessor`` reads them (paths, PIL images,
+    (H, W) / (C, H, W) / (B, H, W) / (B, C, H, W) arrays, or a list of these)."""
+    if isinstance(raw, (list, tuple)):
+        return [size for item in raw for size in _image_sizes(item, channels)]
+    if isinstance(raw, (str, Path)):
+        from PIL import Image
+
+        with Image.open(raw) as opened:
+            return [(opened.height, opened.width)]
+    if type(raw).__module__.startswith("PIL."):
+        return [(raw.height, raw.width)]
+    shape = tuple(np.shape(raw))
+    if len(shape) == 2:
+        return [shape]
+    if len(shape) == 3:
+        return [shape[-2:]] if shape[0] == channels and channels != 1 else [shape[-2:]] * shape[0]
+    return [shape[-2:]] * shape[0] if len(shape) == 4 else []

@@ -149,6 +149,17 @@ def test_a_tiny_unet_beats_the_all_background_predictor_and_predicts_label_maps(
     result = CliRunner().invoke(app, ["predict", run.id, str(tmp_path / "shapes.png")])
     assert result.exit_code == 0, result.output
     assert "shapes.png: 32x32 label map: background" in result.output
+    big = Image.fromarray(split.images[0].permute(1, 2, 0).numpy()).resize((70, 50), Image.NEAREST)  # width 70, height 50
+    big.save(tmp_path / "big.png")
+    resized = predictor.predict(str(tmp_path / "big.png"))
+    assert resized.shape == (1, 50, 70)  # the input's own size, not the run's 32x32
+    upscaled = np.asarray(Image.fromarray(maps[0].astype(np.uint8)).resize((70, 50), Image.NEAREST))
+    assert (resized[0] == upscaled).mean() > 0.9  # the same shapes, at the new size
+    mixed = predictor.predict([str(tmp_path / "big.png"), split.images[0].numpy()])  # sizes differ: one map each
+    assert [m.shape for m in mixed] == [(50, 70), (32, 32)] and (mixed[1] == maps[0]).all()
+    result = CliRunner().invoke(app, ["predict", run.id, str(tmp_path / "big.png"), str(tmp_path / "shapes.png")])
+    assert result.exit_code == 0, result.output
+    assert "big.png: 50x70 label map" in result.output and "shapes.png: 32x32 label map" in result.output
 
     from deepatlas.compress.export import export
 

@@ -60,7 +60,7 @@ def _print_label_maps(inputs: list[str], maps: object, names: list[str] | None, 
     import numpy as np
 
     rows = []
-    for source, labels in zip(inputs, np.asarray(maps), strict=True):
+    for source, labels in zip(inputs, [np.asarray(m) for m in maps], strict=True):  # sizes may differ
         counts = np.bincount(labels.reshape(-1), minlength=len(names or []))
         shares = {(names[k] if names and k < len(names) else str(k)): round(float(c) / labels.size, 4) for k, c in enumerate(counts)}
         rows.append({"input": source, "size": list(labels.shape), "class_shares": shares, "label_map": labels.tolist()})
