@@ -65,6 +65,14 @@ def test_an_ensemble_of_one_run_is_refused(members: list[Any]) -> None:
         deepatlas.ensemble([members[0].id], runs_dir=members[0].path.parent)
 
 
+def test_a_run_listed_twice_and_an_unknown_split_are_refused(members: list[Any]) -> None:
+    store = members[0].path.parent
+    with pytest.raises(deepatlas.ConfigError, match=rf"{members[0].id} listed more than once"):
+        deepatlas.ensemble([members[0].id, members[1].id, members[0].id], runs_dir=store)
+    with pytest.raises(deepatlas.ConfigError, match=r"--split: 'tset' is not a split \(allowed: test, val, train\)"):
+        deepatlas.ensemble([members[0].id, members[1].id], runs_dir=store).evaluate("tset")
+
+
 def test_cli_prints_members_and_the_ensemble(members: list[Any]) -> None:
     runs_dir = str(members[0].path.parent)
     result = CliRunner().invoke(app, ["ensemble", members[0].id, members[1].id, "--runs-dir", runs_dir])

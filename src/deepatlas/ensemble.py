@@ -53,12 +53,21 @@ class Ensemble:
         for p in members:
             if p.task.predicts != "labels":
                 raise ConfigError(f"ensemble: {p.source} is a {p.config.task.name} run; an ensemble averages classifiers.")
+        seen = [p.source for p in members]
+        twice = sorted({s for s in seen if seen.count(s) > 1})
+        if twice:
+            raise ConfigError(f"ensemble: {', '.join(twice)} listed more than once; an ensemble needs distinct runs "
+                              "(e.g. one recipe trained with several train.seed values).")
         first = members[0]
         for p in members[1:]:
             if p.class_names != first.class_names or p.meta.get("num_classes") != first.meta.get("num_classes"):
+                def shown(q: Predictor) -> str:
+                    names = q.class_names
+                    return f"{q.meta.get('num_classes')} classes" + (f": {', '.join(map(str, names[:6]))}{', ...' if len(names) > 6 else ''}"
+                                                                     if names else "")
                 raise ConfigError(
-                    f"ensemble: {p.source} predicts other classes than {first.source} "
-                    f"({p.meta.get('num_classes')} vs {first.meta.get('num_classes')}); ensemble runs of one dataset."
+                    f"ensemble: {p.source} predicts other classes than {first.source} ({shown(p)} against {shown(first)}); "
+                    "ensemble runs of one dataset."
                 )
         self.members = list(members)
 
@@ -105,7 +114,9 @@ class Ensemble:
         return probabilities, labels
 
     def evaluate(self, split: str = "test") -> EnsembleEvaluation:
-        """Accuracy, NLL and ECE of each member and of the ensemble on ``split``."""
+        """Accuracy, NLL and ECE of each member and of the ensemble on ``split`` (test, val or train)."""
+        if split not in ("test", "val", "train"):
+            raise ConfigError(f"--split: {split!r} is not a split (allowed: test, val, train).")
         probabilities, labels = self.member_probabilities(split)
         bins = int(getattr(self.members[0].task.config, "ece_bins", 15))
         members = {p.source: probability_metrics(q, labels, bins) for p, q in zip(self.members, probabilities, strict=True)}

@@ -115,7 +115,8 @@ def test_stochastic_depth_is_the_identity_in_evaluation_and_drops_in_training() 
 
 
 def test_dropped_branch_leaves_relu_of_the_shortcut() -> None:
-    block = create_model("resnet20", drop_path=1.0).stages[2][-1].train()  # p = 1: always dropped
+    block = create_model("resnet20", drop_path=0.5).stages[2][-1].train()
+    block.drop_path.p = 1.0  # always dropped (a config refuses p = 1: see the bounds test)
     x = torch.randn(2, 64, 8, 8)
     assert torch.equal(block(x), torch.relu(x))
 
@@ -125,3 +126,5 @@ def test_se_and_drop_path_bounds_fail_with_the_key() -> None:
         create_model("resnet18", se_ratio=1.5)
     with pytest.raises(ConfigError, match="model.drop_path"):
         create_model("resnet18", drop_path=-0.1)
+    with pytest.raises(ConfigError, match="model.drop_path: 1 would drop the last residual branch always"):
+        create_model("resnet18", drop_path=1.0)

@@ -75,7 +75,7 @@ def _print_label_maps(inputs: list[str], maps: object, names: list[str] | None, 
 @app.command()
 def ensemble(
     runs: list[str] = typer.Argument(..., help="Two or more classifier runs (ids, prefixes or folders)."),
-    split: str = typer.Option("test", "--split", help="Split to evaluate on: test or val."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate on: test, val or train."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     device: Optional[str] = typer.Option(None, "--device", help="Device (default: each run's)."),
     runs_dir: Optional[Path] = RUNS_DIR,

@@ -135,7 +135,7 @@ def _fine_tune(
         config, optim=dataclasses.replace(config.optim, lr=lr), schedule=dataclasses.replace(config.schedule, warmup=0),
     )
     config = resolve_model_config(config, data.meta)
-    child = lineage.create(parent, config, {"kind": "prune", **details, "lr": lr}, data, sum(p.numel() for p in model.parameters()))
+    child = lineage.create(parent, config, {"kind": "prune", **details, "lr": float(f"{lr:.6g}")}, data, sum(p.numel() for p in model.parameters()))
     callbacks = [P.MaskCallback(masks)] if masks is not None else []
     return fit_model(child, config, data, model.train(), task, callbacks=callbacks, progress=progress)
 

@@ -73,6 +73,9 @@ class ResNetConfig:
     input_size: int = option(224, "image side in pixels", low=1)
 
     def validate(self, path: str) -> None:
+        if self.drop_path >= 1.0:
+            raise ConfigError(f"{path}.drop_path: {self.drop_path:g} would drop the last residual branch always; "
+                              "use a probability below 1 (Huang et al. 2016: 0.5).")
         if len(self.layers) != len(self.widths):
             raise ConfigError(f"{path}.widths: needs one width per stage ({len(self.layers)}), got {len(self.widths)}.")
         if self.groups > 1 and self.block != "bottleneck":
