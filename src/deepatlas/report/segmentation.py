@@ -59,7 +59,9 @@ def plot_segmentation(
             ax.axis("off")
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=colours[k], label=str(name)) for k, name in enumerate(class_names)]
+    handles = [Patch(facecolor="white", edgecolor="0.4", label=f"{class_names[0]} (not tinted)")] + [
+        Patch(color=colours[k], label=str(name)) for k, name in enumerate(class_names) if k > 0
+    ]  # background pixels keep the image's own colours
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9, y=1 - 0.15 / height)

@@ -167,7 +167,7 @@ class Segmentation(Task):
         out = []
         if evaluation is not None and "confusion_matrix" in evaluation.arrays:
             metrics = evaluation.metrics
-            title = f"{folder.name} ({split}): mean IoU {metrics['mean_iou']:.3f}, pixels"
+            title = f"{folder.name} ({split})\npixels, mean IoU {metrics['mean_iou']:.3f}"  # two lines: a run id is long
             out.append(plot_confusion(evaluation.arrays["confusion_matrix"], names, folder / f"confusion-{split}.png", title))
         count = self.config.figure_images
         if batch is None or count == 0:
