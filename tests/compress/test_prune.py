@@ -105,3 +105,7 @@ def test_iterative_prune_and_fine_tune_keeps_the_sparsity_and_links_each_round()
     result = deepatlas.api.compare_runs([rounds[-1].id], lineage=True)
     assert result["runs"] == [run.id, rounds[0].id, rounds[1].id]
     assert result["metrics"]["derived from"] == [None, run.id, rounds[0].id]
+    m = result["metrics"]  # what each round cost and saved, beside the original (which has no compression record)
+    assert m["sparsity"][1:] == [pytest.approx(0.5, abs=1e-3), pytest.approx(0.75, abs=1e-3)] and m["sparsity"][0] is None
+    assert m["sparse_flops"][2] < m["sparse_flops"][1] < m["flops"][1]
+    assert all(v > 0 for v in m["latency_ms_b64"][1:] + m["parent_latency_ms_b64"][1:])

@@ -39,9 +39,15 @@ def compare(runs: Sequence[Run]) -> dict[str, Any]:
     if any(s.get("lineage") for s in summaries):  # compressed models: where each came from and how
         metrics["derived from"] = [(s.get("lineage") or {}).get("parent") for s in summaries]
         metrics["derived by"] = [derivation(s.get("lineage")) for s in summaries]
-        for key in ("size_bytes", "sparsity", "latency_ms_b1", "latency_ms_b64"):
+        for key in ("size_bytes", "size_gzip_bytes", "sparsity", "flops", "sparse_flops"):
             if any(key in (s.get("compression") or {}) for s in summaries):
                 metrics[key] = [(s.get("compression") or {}).get(key) for s in summaries]
+        for n in ("1", "64"):  # CPU latency, measured when the derived run was made (its parent timed beside it)
+            if any(n in ((s.get("compression") or {}).get("latency_ms") or {}) for s in summaries):
+                metrics[f"latency_ms_b{n}"] = [((s.get("compression") or {}).get("latency_ms") or {}).get(n) for s in summaries]
+                metrics[f"parent_latency_ms_b{n}"] = [
+                    ((s.get("compression") or {}).get("parent_latency_ms") or {}).get(n) for s in summaries
+                ]
     monitors = {(s.get("best") or {}).get("metric") for s in summaries} - {None}
     for monitor in sorted(monitors):
         metrics[f"best {monitor}"] = [
