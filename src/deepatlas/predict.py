@@ -119,9 +119,7 @@ class Predictor:
         """Class ids per pixel at each input's own size: the per-pixel probabilities (at the run's image size)
         resized bilinearly to the input's height and width, then the most likely class. One (N, H, W) array
         when every input has the same size, else a list of (H_i, W_i) arrays."""
-        sizes = _image_sizes(raw, int(self.meta.get("in_channels") or 1))
-        if len(sizes) != len(probabilities):  # an input the size rules do not cover: the maps as the network made them
-            return probabilities.argmax(dim=1).cpu().numpy()
+        sizes = self.preprocessor.sizes(raw)
         maps = [
             (p if tuple(p.shape[-2:]) == size else F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0])
             .argmax(dim=0).cpu().numpy()
@@ -355,22 +353,3 @@ def export(
 
 __all__: Sequence[str] = ("Predictor", "export", "load")
 
-
-def _image_sizes(raw: Any, channels: int) -> list[tuple[int, int]]:
-    """(height, width) of each image in raw inputs as ``ImagePreprocessor`` reads them (paths, PIL images,
-    (H, W) / (C, H, W) / (B, H, W) / (B, C, H, W) arrays, or a list of these)."""
-    if isinstance(raw, (list, tuple)):
-        return [size for item in raw for size in _image_sizes(item, channels)]
-    if isinstance(raw, (str, Path)):
-        from PIL import Image
-
-        with Image.open(raw) as opened:
-            return [(opened.height, opened.width)]
-    if type(raw).__module__.startswith("PIL."):
-        return [(raw.height, raw.width)]
-    shape = tuple(np.shape(raw))
-    if len(shape) == 2:
-        return [shape]
-    if len(shape) == 3:
-        return [shape[-2:]] if shape[0] == channels and channels != 1 else [shape[-2:]] * shape[0]
-    return [shape[-2:]] * shape[0] if len(shape) == 4 else []

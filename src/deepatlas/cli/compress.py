@@ -18,14 +18,13 @@ def _show(runs: list[Any]) -> None:
     and its CPU latency at batch 64 against its parent's (measured side by side when the run was made)."""
     right = ("params", "sparsity", "size MB", "val", "test", "change", "ms/64 (parent)")
     rows = table(("run", "derived by", *right), right=right)
-    from ..tracking import RunStore
     from ..tracking.compare import derivation
 
     for run in runs:
         s = run.summary
         c, test = s.get("compression") or {}, (s.get("eval") or {}).get("test") or {}
         monitor = ((s.get("best") or {}).get("metric") or "val/accuracy").split("/", 1)[-1]
-        parent_test = _parent_test(run, RunStore, monitor)
+        parent_test = _parent_test(run, monitor)
         change = test.get(monitor) - parent_test if isinstance(test.get(monitor), float) and parent_test is not None else None
         ms, parent_ms = (c.get("latency_ms") or {}).get("64"), (c.get("parent_latency_ms") or {}).get("64")
         rows.add_row(
@@ -37,11 +36,13 @@ def _show(runs: list[Any]) -> None:
     out.print(f"compare the chain: deepatlas runs compare {runs[-1].id} --lineage", markup=False)
 
 
-def _parent_test(run: Any, store: Any, monitor: str) -> float | None:
+def _parent_test(run: Any, monitor: str) -> float | None:
     """The test value of ``monitor`` of the run ``run`` derives from, if it is in the same store."""
+    from ..tracking import RunStore
+
     parent = (run.summary.get("lineage") or {}).get("parent")
     try:
-        value = ((store(run.path.parent).open(parent).summary.get("eval") or {}).get("test") or {}).get(monitor)
+        value = ((RunStore(run.path.parent).open(parent).summary.get("eval") or {}).get("test") or {}).get(monitor)
     except Exception:  # the parent was deleted or lives elsewhere: no change shown
         return None
     return float(value) if isinstance(value, (int, float)) else None

@@ -84,6 +84,24 @@ class ImagePreprocessor:
         mean, std = torch.tensor(self.mean), torch.tensor(self.std)
         return (x - mean[:, None, None]) / std[:, None, None]
 
+    def sizes(self, raw: Any) -> list[tuple[int, int]]:
+        """(height, width) of each image of ``raw`` as read, before the resize to the run's size (what a
+        per-pixel prediction is resized back to)."""
+        if isinstance(raw, (list, tuple)):
+            return [size for item in raw for size in self.sizes(item)]
+        if _is_pil(raw):
+            return [(raw.height, raw.width)]
+        if isinstance(raw, (str, Path)):
+            from PIL import Image
+
+            try:
+                with Image.open(raw) as opened:
+                    return [(opened.height, opened.width)]
+            except OSError as exc:
+                raise DataError(f"{raw}: cannot decode image ({exc}).") from None
+        x = self._shape(torch.as_tensor(np.asarray(raw) if not isinstance(raw, torch.Tensor) else raw))
+        return [(int(x.shape[-2]), int(x.shape[-1]))] * len(x)
+
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             x = x[None, None]
