@@ -40,7 +40,7 @@ STEP_SCHEDULE = ["schedule.unit=step", "schedule.warmup=20"]
 #: the short budget: about five minutes of training per method on one core of a busy 2-core machine
 SHORT = {
     "simclr": ["train.max_steps=180", *STEP_SCHEDULE],
-    "byol": ["train.max_steps=130", "model.tau_steps=130", *STEP_SCHEDULE],
+    "byol": ["train.max_steps=130", *STEP_SCHEDULE],  # model.tau_steps: bound to the 130 steps
     "moco": ["train.max_steps=130", *STEP_SCHEDULE],
     "mae": ["train.max_steps=300", *STEP_SCHEDULE],
 }

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .build import (
+    bind_run_length,
     build,
     build_model,
     build_task,
@@ -39,7 +40,7 @@ from .config import Config, load_recipe, resumable_keys
 from .data import load_dataset
 from .data.bundle import DataBundle
 from .engine import Callback, ProgressBar, Trainer, distributed, load_checkpoint
-from .engine.device import autocast, autocast_dtype, resolve_device
+from .engine.device import autocast, autocast_dtype, fast_bf16, resolve_device
 from .engine.optim import FineTuning
 from .errors import ConfigError, RunError
 from .io import write_json
@@ -103,7 +104,7 @@ def _train(
 ) -> Run:
     init = _init_source(config.train.init_from, runs_dir) if config.train.init_from else None
     data = load_dataset(config.data, state_dir=init[1] if init else None)  # a pre-trained run's tokenizer
-    config, task, model = build(config, data.meta)
+    config, task, model = build(bind_run_length(config, data.num_batches("train")), data.meta)
     _seed_rank(config, here)
     init_report = _load_init(model, init[0]) if init else None
     FineTuning(model, config.optim).freeze()  # a pattern that matches nothing fails before the run exists
@@ -269,8 +270,11 @@ def _fit(
     )
     summary = run.summary  # the thread count the trainer chose (the default depends on the work and the cores)
     summary.setdefault("environment", {})["torch_threads"] = trainer.threads
+    _record_precision(summary, trainer)
     run.write_summary(summary)
     result = trainer.fit(resume_from=resume_from)
+    if run.summary.get("environment", {}).get("precision") != trainer.precision:  # resumed in the checkpoint's
+        run.write_summary(_record_precision(run.summary, trainer))
     if here.active:  # every rank is done training; rank 0 alone tests and reports, with no collective
         distributed.barrier()
     from .report import plot_curves
@@ -284,6 +288,19 @@ def _fit(
     for logger in loggers:  # final metrics and figures, once the test evaluation has written them
         logger.finish(run)
     return run
+
+
+def _record_precision(summary: dict[str, Any], trainer: Trainer) -> dict[str, Any]:
+    """The precision and memory format the trainer resolved (``auto`` depends on the hardware and the work)."""
+    summary.setdefault("environment", {}).update(precision=trainer.precision, channels_last=trainer.channels_last)
+    return summary
+
+
+def trained_precision(run: Run, config: Config) -> str:
+    """The precision a run trained in: its recipe's, or for ``auto`` the one recorded when it trained (fp32 before)."""
+    if config.train.precision != "auto":
+        return config.train.precision
+    return str(run.summary.get("environment", {}).get("precision") or "fp32")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -325,7 +342,10 @@ def _evaluate(
         restore_calibration(task, run.path)
     elif task.calibrates:  # the calibration belongs to the best weights: fit it again for these
         calibrate(task, model, data, device, None)
-    with autocast(device, autocast_dtype(config.train.precision, device)):
+    precision = trained_precision(run, config)
+    if config.train.precision == "auto" and precision == "bf16" and not fast_bf16(device):
+        precision = "fp32"  # evaluated elsewhere than it trained: bf16 emulated on this CPU would only be slower
+    with autocast(device, autocast_dtype(precision, device)):
         result = task.evaluate(model, data.eval_batches(split, device))
     state = ckpt.get("state") or {}
     batch = next(iter(data.eval_batches(split, device)), None)

@@ -66,6 +66,25 @@ def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
     return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
 
 
+# Model keys bound to the run's length: left null, they take the run's planned optimizer steps
+# (BYOL's tau schedule reaches 1 as training ends), written into the run's config so that
+# evaluation and resume see the number the run trained with.
+RUN_BOUND_FIELDS = ("tau_steps",)
+
+
+def bind_run_length(config: Config, num_batches: int) -> Config:
+    """Fill the null :data:`RUN_BOUND_FIELDS` of the model with the optimizer steps of this run."""
+    from .engine.trainer import planned_steps
+
+    options = config.model.options
+    updates = {key: planned_steps(config.train, num_batches) for key in RUN_BOUND_FIELDS
+               if hasattr(options, key) and getattr(options, key) is None}
+    if not updates:
+        return config
+    options = schema.replace(options, updates, "model")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
+
+
 def build_model(config: Config) -> nn.Module:
     """The model of a (resolved) config, freshly initialised."""
     return MODELS.get(config.model.name, "model.name").factory(config.model.options)

@@ -97,7 +97,9 @@ class OptimConfig:
     alpha: float = option(0.99, "squared-gradient smoothing (rmsprop)", low=0.0, high=1.0)
     l1: float = option(
         0.0, "L1 penalty l1 * sum |w| on weights, not biases or norms (with weight_decay: the elastic net)", low=0.0)
-    fused: bool = option(False, "fused kernels of adam, adamw and sgd (one kernel for all parameters; CUDA and CPU)")
+    fused: Optional[bool] = option(
+        None, "fused kernels of adam, adamw and sgd (one kernel for all parameters; CUDA and CPU; null: on for those "
+        "three in one process or DDP, off under FSDP)")
     lbfgs_max_iter: int = option(20, "lbfgs: iterations per optimizer step (each with a strong-Wolfe line search)", low=1)
     lbfgs_history: int = option(10, "lbfgs: curvature pairs kept (history size m)", low=1)
     freeze: tuple[str, ...] = option(
@@ -173,10 +175,13 @@ class TrainConfig:
     max_steps: Optional[int] = option(None, "stop after this many optimizer steps (null: use epochs)", low=1, resumable=True)
     seed: int = option(0, "seed of initialisation, data order, augmentation and dropout")
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", resumable=True)
-    precision: Literal["fp32", "bf16", "fp16"] = option(
-        "fp32", "fp32; bf16 autocast (CPU or GPU); fp16 autocast with loss scaling (GPU)"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "auto: bf16 autocast where it pays (CUDA with bf16; a CPU with AMX or AVX-512 BF16 and at least "
+        "10 GFLOP per batch; not the statistical tasks' likelihood fits), else fp32; fp32; bf16 autocast (CPU or GPU); "
+        "fp16 autocast with loss scaling (GPU)"
     )
-    channels_last: bool = option(False, "NHWC memory format for convolutional models")
+    channels_last: Optional[bool] = option(
+        None, "NHWC memory format for convolutional models (null: on for models with 2-d convolutions under bf16)")
     compile: bool = option(False, "torch.compile the model")
     grad_clip: Optional[float] = option(None, "clip the global gradient norm to this value", low=0.0)
     grad_accum: int = option(1, "micro-batches accumulated per optimizer step", low=1)
@@ -328,7 +333,7 @@ def _check_closure_optimizer(optim: OptimConfig, train: TrainConfig) -> None:
         return
     for key, value, fine in (("grad_accum", train.grad_accum, 1), ("precision", train.precision, "fp32"),
                              ("grad_clip", train.grad_clip, None)):
-        if value != fine:
+        if value != fine and not (key == "precision" and value == "auto"):  # auto resolves to fp32 for lbfgs
             raise ConfigError(
                 f"train.{key}: optim.name=lbfgs re-evaluates the loss inside its line search and needs "
                 f"train.{key}={'null' if fine is None else fine}; set it, or pick another optim.name."

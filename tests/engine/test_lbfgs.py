@@ -52,7 +52,9 @@ def test_lbfgs_in_the_trainer_reaches_the_closed_form_fit(tmp_path: Path) -> Non
     with torch.no_grad():
         mse = float(((model(x).squeeze(1) - y.double()) ** 2).mean())
     optimum = float((((design @ solution).squeeze(1) - y.double()) ** 2).mean())
-    assert optimum <= mse < optimum * (1 + 1e-6)  # the pixels are collinear: the fit, not the weights, is unique
+    # the pixels are collinear: the fit, not the weights, is unique; torch's L-BFGS stops at its gradient
+    # tolerance (1e-7), 1e-6 to 2e-6 above the optimum depending on the BLAS build
+    assert optimum <= mse < optimum * (1 + 1e-5)
     again = Trainer(nn.Linear(64, 1).double(), LeastSquares(None, data.meta), data, config)
     again.load(tmp_path / "last.safetensors")  # the curvature pairs and line-search state travel in the checkpoint
     saved, loaded = trainer.optimizers["main"].state_dict(), again.optimizers["main"].state_dict()

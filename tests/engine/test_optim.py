@@ -50,9 +50,10 @@ def test_fused_update_equals_the_per_parameter_loop(name: str, extra: dict) -> N
     reference = create_model("mlp", width=16)
     fused_model = create_model("mlp", width=16)
     fused_model.load_state_dict(reference.state_dict())
-    plain = build_optimizer(reference.parameters(), OptimConfig(name=name, lr=0.01, **extra))
+    plain = build_optimizer(reference.parameters(), OptimConfig(name=name, lr=0.01, fused=False, **extra))
     fused = build_optimizer(fused_model.parameters(), OptimConfig(name=name, lr=0.01, fused=True, **extra))
     assert fused.defaults["fused"] and not plain.defaults.get("fused")
+    assert build_optimizer(reference.parameters(), OptimConfig(name=name, lr=0.01, **extra)).defaults["fused"]  # the default
     for _ in range(5):
         x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
         for model, opt in ((reference, plain), (fused_model, fused)):
@@ -62,6 +63,13 @@ def test_fused_update_equals_the_per_parameter_loop(name: str, extra: dict) -> N
     for (key, a), b in zip(reference.state_dict().items(), fused_model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=key)
         assert not torch.equal(a, create_model("mlp", width=16).state_dict()[key])
+
+
+def test_fused_by_default_only_where_torch_fuses() -> None:
+    w = [torch.nn.Parameter(torch.zeros(3))]
+    assert not build_optimizer(w, OptimConfig(name="rmsprop", lr=0.01)).defaults.get("fused")
+    assert not build_optimizer(w, OptimConfig(name="adamw", lr=0.01), fused_default=False).defaults.get("fused")  # FSDP
+    assert not build_optimizer(w, OptimConfig(name="adamw", lr=0.01, fused=False)).defaults.get("fused")
 
 
 def test_lbfgs_fits_a_linear_regression_to_the_closed_form() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,16 @@ def test_bad_configurations_fail_with_one_line() -> None:
         deepatlas.train(str(RECIPES / "simclr-fashion-mnist.yaml"), [*TINY, "data.normalize=true"], progress=False)
     with pytest.raises(ConfigError, match="ssl task trains a self-supervised model"):
         deepatlas.train("quickstart", ["task.name=ssl", "data.normalize=false", "train.epochs=1"], progress=False)
+
+
+def test_byol_tau_schedule_is_bound_to_the_runs_length() -> None:
+    """model.tau_steps left null takes the run's optimizer steps, so tau reaches 1 as training ends (BYOL's schedule)."""
+    overrides = [*TINY, "train.epochs=1", "model.encoder=lenet5", "model.proj_hidden=16", "model.proj_dim=8", "train.test=false",
+                 "data.limit=256", "train.log_every=1"]
+    run = deepatlas.train(str(RECIPES / "byol-fashion-mnist.yaml"), overrides, progress=False)
+    logs = run.metrics("log")
+    assert run.config.model.options.tau_steps == logs[-1]["step"] == 4  # the run's optimizer steps
+    taus = [row["tau"] for row in logs]  # tau of steps k = 0..3 of K = 4: 1 - 0.004 (cos(pi k / 4) + 1) / 2
+    assert taus == pytest.approx([1 - 0.004 * (math.cos(math.pi * k / 4) + 1) / 2 for k in range(4)], abs=1e-6)
+    constant = deepatlas.train(str(RECIPES / "byol-fashion-mnist.yaml"), [*overrides, "model.tau_schedule=constant"], progress=False)
+    assert [row["tau"] for row in constant.metrics("log")] == pytest.approx([0.996] * 4)

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..engine.device import auto_precision
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -95,22 +97,19 @@ BF16 = Setup("bf16 autocast", torch.bfloat16)
 SAME_SETTINGS = (FLOAT32, BF16)
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products are fast here: CUDA with bf16 support, or a CPU with AMX or AVX-512 BF16."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()  # noqa: SIM115 (read once)
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
-
-
-def our_defaults(device: torch.device, convolutional: bool = False, compile: bool = False) -> Setup:
-    """Our side's defaults: bf16 autocast where it is fast, the fused optimizer, channels_last for conv nets."""
-    bf16 = fast_bf16(device)
+def our_defaults(device: torch.device, convolutional: bool = False, compile: bool = False, flops: float | None = None) -> Setup:
+    """Our side's defaults, as ``deepatlas train`` resolves them (engine.device.auto_precision,
+    engine.optim's fused default): bf16 autocast where it pays (fast bf16, and ``flops`` per step
+    at least BF16_MIN_FLOPS on a CPU), the fused optimizer, channels_last for conv nets under bf16."""
+    precision, _ = auto_precision(device, lambda: flops)
+    bf16 = precision == "bf16"
     return Setup("bf16 autocast" if bf16 else "float32", torch.bfloat16 if bf16 else None, fused=True,
-                 channels_last=convolutional, compile=compile)
+                 channels_last=convolutional and bf16, compile=compile)
+
+
+def defaults_for(build: Build, device: torch.device, convolutional: bool = False, compile: bool = False) -> Setup:
+    """:func:`our_defaults` for the model ``build`` makes: its FLOPs per step decide the precision, as in training."""
+    return our_defaults(device, convolutional, compile, flops_per_step(build("ours", FLOAT32, 0)))
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import create_model
-from .common import Build, Contender, Rounds, Setup, alternate, compare, our_defaults
+from .common import Build, Contender, Rounds, Setup, alternate, compare, defaults_for
 
 GOAL = 5.0
 
@@ -154,7 +154,7 @@ def run(bench: DataBench | None = None, device: torch.device | None = None) -> l
     for consumer in b.consumers:
         pipeline = CONSUMERS[consumer][0]
         build, batch = consumer_builder(consumer, device, b.batch_size)
-        setup = our_defaults(device, convolutional=consumer.startswith(("resnet", "simclr")))
+        setup = defaults_for(build, device, convolutional=consumer.startswith(("resnet", "simclr")))
         step = compare(build, {"ours": setup}, units=batch, unit="images", rounds=b, device=device)
         delivered = feeds[pipeline][1] / timing.median(pipeline)
         consumed = step["ours_images_per_s"]

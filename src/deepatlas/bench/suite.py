@@ -4,8 +4,9 @@
     gnn, lstm) in float32 and under bf16 autocast, the same optimizer kernel on both sides.
     Goal: every ratio (reference time / ours) >= 1.0.
 (b) **Each side's defaults**: ours as deepatlas trains by default where it pays
-    (bench.common.our_defaults: bf16 autocast where the CPU has fast bf16, i.e. AMX or
-    AVX-512 BF16; the fused optimizer; channels_last for convolutional networks; torch.compile
+    (bench.common.our_defaults, the trainer's own resolution of train.precision/channels_last
+    and optim.fused: bf16 autocast where it pays, i.e. a CPU with AMX or AVX-512 BF16 and at least
+    BF16_MIN_FLOPS per step; the fused optimizer; channels_last for conv nets under bf16; torch.compile
     only with ``compile=True``, see docs/BENCHMARKS.md), the reference as its documentation
     recommends (:data:`REFERENCE_DEFAULTS`). Goal: >= 1.3x for GPT, ResNet and UNet training.
     Beside each row, a short training run (``loss_steps`` steps on the benchmark's fixed batch,
@@ -28,9 +29,9 @@ from .common import (
     Rounds,
     Setup,
     compare,
+    defaults_for,
     final_losses,
     loss_verdict,
-    our_defaults,
     same_settings,
 )
 
@@ -166,11 +167,11 @@ def run(suite: Suite | None = None, device: torch.device | None = None, say: Cal
         same += _extras(s, device)
     for name in s.defaults_families:
         f = FAMILIES[name]
-        setups = {"ours": our_defaults(device, f.convolutional, s.compile)}
-        if len(_sides(f)) > 1:
-            setups[f.reference] = REFERENCE_DEFAULTS[f.reference][0]
         say(f"(b) {name}")
         build, units = f.make(device)
+        setups = {"ours": defaults_for(build, device, f.convolutional, s.compile)}
+        if len(_sides(f)) > 1:
+            setups[f.reference] = REFERENCE_DEFAULTS[f.reference][0]
         row = _row(f, compare(build, setups, units=units, unit=f.unit, rounds=s, device=device), "b")
         row["setting"] = " | ".join(setup.describe() for setup in setups.values())
         if s.loss_steps:

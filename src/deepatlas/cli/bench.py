@@ -149,6 +149,35 @@ def bench_lstm(
     out.print(NOISE_NOTE)
 
 
+@app.command("precision")
+def bench_precision(
+    gpt_batch: list[int] = typer.Option([3, 12, 48], "--gpt-batch", help="Sequences of 64 tokens per GPT step (repeat the option).", min=1),
+    resnet_batch: list[int] = typer.Option([8, 32, 128], "--resnet-batch", help="32x32 images per ResNet-20 step (repeat the option).", min=1),
+    calls: int = typer.Option(3, help="Training steps per timed round.", min=1),
+    rounds: int = typer.Option(3, help="Alternating rounds (the median is reported).", min=1),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Where bf16 autocast pays here: float32 against bf16 training steps by the work per step, and train.precision=auto's pick."""
+    import torch
+
+    from ..bench.precision import PrecisionBench, describe, run
+
+    dev = torch.device(device)
+    rows = run(PrecisionBench(gpt_batches=tuple(gpt_batch), resnet_batches=tuple(resnet_batch), calls=calls, rounds=rounds), dev)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    columns = ("model", "batch", "GFLOP/step", "float32 /s", "bf16 /s", "bf16 speed-up", "auto picks", "right?", "spread")
+    result = table(columns, right=columns[1:], title=f"float32 against bf16 autocast, {torch.get_num_threads()} threads; {describe(dev)}")
+    for r in rows:
+        result.add_row(r["model"], str(r["batch"]), f"{r['gflop_per_step']:.1f}", f"{r['fp32_per_s']:,.0f} {r['unit']}",
+                       f"{r['bf16_per_s']:,.0f}", f"{r['bf16_speedup']:.2f}x", r["auto"], "yes" if r["agrees"] else "no",
+                       f"{r['spread']:.0%}")
+    out.print(result)
+    out.print("bf16 speed-up > 1: bf16 trains faster. 'right?': auto picked the faster precision.")
+
+
 @app.command("threads")
 def bench_threads(
     recipe: list[str] = typer.Option([], "--recipe", help="Recipes to time (repeat; default: every built-in training recipe)."),

@@ -43,11 +43,71 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None: full fp32)."""
-    if precision == "fp32":
+    if precision in ("fp32", "auto"):  # auto: resolved by the trainer (auto_precision); float32 until then
         return None
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("train.precision: fp16 autocast needs a GPU; on the CPU use bf16.")
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+# The work per training micro-batch (forward + backward FLOPs) from which bf16 autocast trains
+# faster than float32 on a CPU with fast bf16 (AMX or AVX-512 BF16). Measured side by side on such a
+# CPU (docs/BENCHMARKS.md, "train.precision: auto"): nanoGPT's CPU config, 3.7 GFLOP a step, trains
+# 0.94x as fast under bf16 (many small matrix products: the casts autocast adds cost more than the
+# bf16 kernels save); BERT-mini at 23 GFLOP 1.22x, ResNet-20 at 31 GFLOP 1.73x, GPT 6x384 at 65
+# GFLOP 1.9x. The threshold sits inside that bracket; `deepatlas bench precision` measures a machine's.
+BF16_MIN_FLOPS = 1e10
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matrix products are fast here: CUDA with bf16 support, or a CPU with AMX or AVX-512 BF16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def bf16_blocker(model: nn.Module | None) -> str | None:
+    """Why ``auto`` keeps ``model`` in float32 whatever the work (None: it need not): recurrent layers
+    (torch.nn's, or any module with ``keeps_float32``). torch's fused RNN runs oneDNN's RNN primitive on
+    the CPU, which refuses bf16 autocast inputs, and the explicit one would round its state every step."""
+    if model is not None and any(isinstance(m, nn.RNNBase) or getattr(m, "keeps_float32", False) for m in model.modules()):
+        return "recurrent layers stay in float32 (no bf16 CPU kernel for torch's LSTM/GRU; a state rounded at every step)"
+    return None
+
+
+def auto_precision(
+    device: torch.device, flops_per_batch: Callable[[], float | None], low_precision_ok: bool = True,
+    model: nn.Module | None = None,
+) -> tuple[str, str]:
+    """``train.precision: auto``: ``(precision, why)``, bf16 where it pays, float32 elsewhere.
+
+    bf16 autocast when the device has fast bf16, the task tolerates it (``Task.low_precision_ok``:
+    not the likelihood fits of the statistical tasks nor the sparse graph tasks) and, on a CPU, the
+    model has a bf16 kernel for every layer (:func:`bf16_blocker`) and a micro-batch carries at
+    least :data:`BF16_MIN_FLOPS` of work. ``flops_per_batch`` is called only where that last test decides.
+    """
+    if not low_precision_ok:
+        return "fp32", "auto: this task trains in float32"
+    if not fast_bf16(device):
+        return "fp32", f"auto: no fast bf16 on {device.type}"
+    blocker = bf16_blocker(model)
+    if blocker:
+        return "fp32", f"auto: {blocker}"
+    if device.type == "cuda":
+        return "bf16", "auto: CUDA with bf16"
+    flops = flops_per_batch()
+    if flops is None:
+        return "fp32", "auto: the work per batch could not be counted"
+    work = f"{flops / 1e9:.2g} GFLOP per batch"
+    if flops < BF16_MIN_FLOPS:
+        return "fp32", f"auto: {work}, below the {BF16_MIN_FLOPS / 1e9:.0f} GFLOP where bf16 pays"
+    return "bf16", f"auto: CPU with fast bf16, {work}"
 
 
 @contextlib.contextmanager

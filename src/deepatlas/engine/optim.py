@@ -134,11 +134,20 @@ def param_groups(
 
 def build_optimizer(
     params: Iterable[nn.Parameter], config: OptimConfig, names: Mapping[int, str] | None = None,
+    fused_default: bool = True,
 ) -> torch.optim.Optimizer:
-    """The torch optimizer for ``config.name`` over ``params`` (``names``: id -> name, for ``optim.lr_groups``)."""
+    """The torch optimizer for ``config.name`` over ``params`` (``names``: id -> name, for ``optim.lr_groups``).
+
+    ``optim.fused: null`` takes torch's fused kernel for sgd, adam and adamw on CPU and CUDA parameters
+    unless ``fused_default`` is False (the trainer passes False under FSDP, whose sharded parameters
+    the fused kernels do not take).
+    """
     groups = param_groups(params, config, names)
     c = config
-    fused = {"fused": True} if c.fused else {}
+    devices = {p.device.type for g in groups for p in g["params"]}
+    fuse = c.fused if c.fused is not None else (
+        fused_default and c.name in ("sgd", "adam", "adamw") and bool(devices) and devices <= {"cpu", "cuda"})
+    fused = {"fused": True} if fuse else {}
     if c.name == "sgd":
         return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, **fused)
     if c.name == "adam":

@@ -40,6 +40,7 @@ from .callbacks import Callback, callback_name
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clock import ComputeClock
 from .device import (
+    auto_precision,
     autocast,
     autocast_dtype,
     batch_flops,
@@ -111,6 +112,11 @@ class _Averager:
         self.counts = dict(state["counts"])
 
 
+def planned_steps(train: Any, num_batches: int) -> int:
+    """The optimizer steps a run of ``train`` (a TrainConfig) makes over ``num_batches`` training batches an epoch."""
+    return train.max_steps or train.epochs * math.ceil(num_batches / train.grad_accum)
+
+
 class Trainer:
     """Trains ``model`` on ``data`` for ``task`` as ``config`` says."""
 
@@ -132,8 +138,12 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.world = distributed.world()
         self.device = distributed.device_for(resolve_device(c.device), self.world)
-        self.dtype = autocast_dtype(c.precision, self.device)
         self.model = model.to(self.device)
+        self._flops: list[float | None] = []  # the work per micro-batch, counted once on demand
+        self.precision, why = (c.precision, "train.precision") if c.precision != "auto" else auto_precision(
+            self.device, self._batch_flops, task.low_precision_ok and config.optim.name != "lbfgs", self.model)
+        self.dtype = autocast_dtype(self.precision, self.device)
+        log.info("precision: %s (%s)", self.precision, why)
         self.tuning = FineTuning(self.model, config.optim)
         self.tuning.freeze()
         if self.tuning.groups and self.world.active:
@@ -143,7 +153,9 @@ class Trainer:
             raise TrainingError("optim.name=lbfgs: its line search evaluates each rank's own loss, so the ranks would "
                                 "diverge; train in one process (L-BFGS suits small full-batch fits).")
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
-        if c.channels_last:
+        self.channels_last = c.channels_last if c.channels_last is not None else (
+            self.dtype == torch.bfloat16 and any(isinstance(m, nn.Conv2d) for m in self.model.modules()))
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         compiled = torch.compile(self.model) if c.compile else self.model
         self._synced: nn.Module | None = None  # DDP / FSDP: the module whose gradients are all-reduced
@@ -156,7 +168,8 @@ class Trainer:
         self._eval_forward = compiled  # validation: every rank holds the weights (DDP) and sees its own batches
         self.params = task.parameters(self.model)
         names = {id(p): name for name, p in self.model.named_parameters()}
-        self.optimizers = {name: build_optimizer(ps, config.optim, names) for name, ps in self.params.items()}
+        fusable = not (self.world.active and c.strategy == "fsdp")  # FSDP's sharded parameters: torch's foreach kernels
+        self.optimizers = {name: build_optimizer(ps, config.optim, names, fusable) for name, ps in self.params.items()}
         for name, scale in task.lr_scales().items():
             for group in self.optimizers[name].param_groups:
                 group["lr_scale"] = scale * group.get("lr_scale", 1.0)  # times optim.lr_groups' factor
@@ -164,7 +177,7 @@ class Trainer:
         self.ema = EMA(task.ema_target(self.model), c.ema_decay) if c.ema_decay else None
         self.num_batches = data.num_batches("train")
         self.steps_per_epoch = math.ceil(self.num_batches / c.grad_accum)
-        self.total_steps = c.max_steps or c.epochs * self.steps_per_epoch
+        self.total_steps = planned_steps(c, self.num_batches)
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(config.schedule, config.optim.lr, self.steps_per_epoch, self.total_steps)
         self.monitor, self.mode = self._monitor(c.monitor), c.mode  # mode 'auto' is resolved when fit starts
@@ -176,11 +189,14 @@ class Trainer:
         self._last_log = (time.perf_counter(), 0)
 
     def _batch_flops(self) -> float | None:
-        """The work of one training micro-batch, which sets the default CPU thread count (None: not on the CPU)."""
+        """The work of one training micro-batch, which sets the default CPU thread count and precision (None: not
+        on the CPU, or not countable); counted once."""
         if self.device.type != "cpu":
             return None
-        batch = next(iter(self.data.train_batches(0, self.train_config.seed, self.device)), None)
-        return None if batch is None else batch_flops(self.model, self.task, batch)
+        if not self._flops:
+            batch = next(iter(self.data.train_batches(0, self.train_config.seed, self.device)), None)
+            self._flops.append(None if batch is None else batch_flops(self.model, self.task, batch))
+        return self._flops[0]
 
     # ----------------------------------------------------------------- the loop
 
@@ -488,6 +504,7 @@ class Trainer:
                 callbacks=self._callback_states(),
                 task=self.task.state_dict(),
                 threads=self.threads,
+                precision=self.precision,
                 ranks=ranks,
             )
         path = save_checkpoint(self.checkpoint_dir / f"{kind}.safetensors", payload)
@@ -525,6 +542,11 @@ class Trainer:
             self.threads = ckpt["threads"]
             set_threads(self.threads)
             log.info("CPU threads: %d (as in the checkpoint)", self.threads)
+        if self.train_config.precision == "auto" and ckpt.get("precision") not in (None, self.precision):
+            # The run began in another precision (e.g. on other hardware): continue in it, as the weights were trained.
+            self.precision = ckpt["precision"]
+            self.dtype = autocast_dtype(self.precision, self.device)
+            log.info("precision: %s (as in the checkpoint)", self.precision)
 
     def _own_rank_state(self, ckpt: dict[str, Any]) -> dict[str, Any]:
         """This rank's RNG and task state (one process: the checkpoint's own)."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -133,7 +133,10 @@ class BYOLConfig:
     proj_hidden: int = option(1024, "hidden width of projector and predictor (the paper: 4096)", low=1)
     proj_dim: int = option(256, "projection width (the paper: 256)", low=1)
     tau_base: float = option(0.996, "base target decay tau_base", low=0.0, high=1.0)
-    tau_steps: Optional[int] = option(None, "K of the cosine tau schedule: tau reaches 1 after K steps (null: constant tau_base)", low=1)
+    tau_steps: Optional[int] = option(
+        None, "K of the cosine tau schedule: tau reaches 1 after K steps (null: the run's optimizer steps, so tau "
+        "reaches 1 as training ends, as in the paper)", low=1)
+    tau_schedule: Literal["cosine", "constant"] = option("cosine", "cosine: BYOL's schedule from tau_base to 1; constant: tau_base throughout")
     in_channels: int = option(1, "image channels", low=1)
     input_size: int = option(28, "image side in pixels", low=1)
 
@@ -169,7 +172,8 @@ class BYOL(nn.Module):
         momentum_update(self.target_projector, self.projector, tau)
 
     def ssl_loss(self, views: tuple[torch.Tensor, ...], step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        tau = cosine_tau(self.config.tau_base, step, self.config.tau_steps)
+        c = self.config
+        tau = cosine_tau(c.tau_base, step, c.tau_steps) if c.tau_schedule == "cosine" else c.tau_base
         if self.training:
             self.update_target(tau)
         x = torch.cat(views)

@@ -150,6 +150,10 @@ class Recurrent(nn.Module):
     zeros. h_n, c_n: (num_layers * directions, B, H), layer-major, forward before backward.
     """
 
+    #: ``train.precision: auto`` keeps models with recurrent layers in float32 (engine.device.bf16_blocker):
+    #: torch's fused kernel has no bf16 CPU path, and a bf16 state would round at every one of T steps
+    keeps_float32 = True
+
     def __init__(
         self, mode: Mode, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
         batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,

@@ -116,6 +116,10 @@ class Task(ABC):
     data_kind: ClassVar[str] = "any"
     #: what ``predict`` returns (keys of ``PREDICTIONS``); None when the task cannot predict
     predicts: ClassVar[str | None] = None
+    #: whether ``train.precision: auto`` may train it under bf16 autocast where that pays; False for the
+    #: statistical tasks, whose likelihoods, risk-set sums and quantiles want float32 whatever the speed,
+    #: and for the graph tasks, whose sparse adjacency products have no bf16 kernel on the CPU
+    low_precision_ok: ClassVar[bool] = True
 
     def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
         self.config = config

@@ -90,6 +90,7 @@ class ForecastConfig:
 
 class Forecasting(Task):
     monitor = ("mase", "min")
+    low_precision_ok = False  # float32 likelihoods whatever the speed (Task.low_precision_ok)
     directions: ClassVar[Mapping[str, str]] = {
         "loss": "min", "mase": "min", "smape": "min", "mae": "min", "coverage": "max", "width": "min", "pinball": "min",
         "crps": "min", "nll": "min", "conformal_coverage": "max", "conformal_width": "min",

@@ -47,6 +47,7 @@ class NodeClassification(Classification):
     """Cross-entropy on the masked nodes of one graph; ``model(x, edge_index, edge_weight=...) -> (N, K)``."""
 
     data_kind = "graph"
+    low_precision_ok = False  # sparse adjacency products have no bf16 kernel on the CPU (Task.low_precision_ok)
 
     def __init__(self, config: Any, meta: Mapping[str, Any]) -> None:
         _check_level(meta, "node", "node-classification", "false")
@@ -107,6 +108,7 @@ class GraphClassification(Classification):
     """Cross-entropy per graph; ``model(x, edge_index, batch=...) -> (G, K)``."""
 
     data_kind = "graphs"  # many small graphs (graph-atlas), not one graph whose nodes are the examples
+    low_precision_ok = False  # sparse adjacency products have no bf16 kernel on the CPU (Task.low_precision_ok)
 
     def logits(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         return model(inputs.x, inputs.edge_index, batch=inputs.batch, edge_weight=inputs.edge_weight)  # (G, K)
@@ -137,6 +139,7 @@ class LinkPrediction(Task):
     """Dot-product decoder on node embeddings; ``model(x, edge_index) -> (N, D)``; batches ``(graph, LinkBatch)``."""
 
     monitor = ("auc", "max")
+    low_precision_ok = False  # sparse products (no bf16 CPU kernel) and a float32 likelihood (Task.low_precision_ok)
     directions: ClassVar[Mapping[str, str]] = {"auc": "max", "ap": "max", "loss": "min"}
     capabilities = frozenset({"predict"})
     predicts = "link-scores"

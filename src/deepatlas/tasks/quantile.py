@@ -116,6 +116,7 @@ def interpolate_quantiles(q: torch.Tensor, levels: Sequence[float], wanted: Sequ
 
 class QuantileRegression(Task):
     monitor = ("pinball", "min")
+    low_precision_ok = False  # float32 likelihoods whatever the speed (Task.low_precision_ok)
     directions: ClassVar[Mapping[str, str]] = {
         "loss": "min", "pinball": "min", "crps": "min", "rmse": "min", "mae": "min", "coverage": "max", "width": "min",
         "conformal_coverage": "max", "conformal_width": "min",

@@ -66,6 +66,7 @@ class RegressionConfig:
 
 class Regression(Task):
     monitor = ("nll", "min")
+    low_precision_ok = False  # float32 likelihoods whatever the speed (Task.low_precision_ok)
     directions: ClassVar[Mapping[str, str]] = DIRECTIONS
     capabilities = frozenset({"predict", "distribution", "quantiles", "interval"})
     predicts = "values"

@@ -121,6 +121,7 @@ class SurvivalTask(Task):
     """Shared parts: whole-split metrics from per-row outputs, the training censoring distribution."""
 
     monitor = ("c_index", "max")
+    low_precision_ok = False  # float32 likelihoods whatever the speed (Task.low_precision_ok)
     directions: ClassVar[Mapping[str, str]] = {"loss": "min", "c_index": "max", "uno_c": "max", "ibs": "min"}
     capabilities = frozenset({"predict", "survival"})
     predicts = "values"
