@@ -11,6 +11,10 @@ from .format import out, table
 
 app = typer.Typer(help="Benchmarks against reference implementations, side by side.", no_args_is_help=True)
 
+def threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 NOISE_NOTE = "ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge."
 
 
@@ -169,7 +173,7 @@ def bench_precision(
         out.print_json(json.dumps(rows))
         return
     columns = ("model", "batch", "GFLOP/step", "float32 /s", "bf16 /s", "bf16 speed-up", "auto picks", "right?", "spread")
-    result = table(columns, right=columns[1:], title=f"float32 against bf16 autocast, {torch.get_num_threads()} threads; {describe(dev)}")
+    result = table(columns, right=columns[1:], title=f"float32 against bf16 autocast, {threads(torch.get_num_threads())}; {describe(dev)}")
     for r in rows:
         result.add_row(r["model"], str(r["batch"]), f"{r['gflop_per_step']:.1f}", f"{r['fp32_per_s']:,.0f} {r['unit']}",
                        f"{r['bf16_per_s']:,.0f}", f"{r['bf16_speedup']:.2f}x", r["auto"], "yes" if r["agrees"] else "no",
