@@ -62,7 +62,12 @@ def resolve_model_config(config: Config, meta: Mapping[str, Any]) -> Config:
         raise ConfigError(
             f"model.block_size: {options.block_size} is shorter than the data's windows (data.block_size={context})."
         )
-    options = schema.replace(options, updates, "model")
+    return _with_model_options(config, updates)
+
+
+def _with_model_options(config: Config, updates: Mapping[str, Any]) -> Config:
+    """``config`` with its model options updated (each value checked as a recipe key is)."""
+    options = schema.replace(config.model.options, updates, "model")
     return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
 
 
@@ -79,10 +84,7 @@ def bind_run_length(config: Config, num_batches: int) -> Config:
     options = config.model.options
     updates = {key: planned_steps(config.train, num_batches) for key in RUN_BOUND_FIELDS
                if hasattr(options, key) and getattr(options, key) is None}
-    if not updates:
-        return config
-    options = schema.replace(options, updates, "model")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
+    return _with_model_options(config, updates) if updates else config
 
 
 def build_model(config: Config) -> nn.Module:
