@@ -10,7 +10,7 @@ pytest.importorskip("transformers", reason="the benchmark compares with Hugging 
 from deepatlas.bench.bert import BertBench, param_counts, run
 
 TINY = BertBench(n_layer=1, n_head=2, hidden=32, intermediate=64, vocab_size=20, seq_len=16, batch_size=2,
-                 calls=1, rounds=1, warmup=1, peak_n=128)
+                 calls=1, rounds=1, warmup=1, peak_n=128, bf16=True)
 
 
 def test_parameter_counts_equal_hugging_faces() -> None:

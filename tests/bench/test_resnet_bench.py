@@ -12,7 +12,7 @@ from deepatlas.bench import resnet
 from deepatlas.cli import app
 
 TINY = resnet.ResNetBench(models=("resnet20", "resnet18"), image_size=32, batch_size=2, cifar_batch_size=2,
-                          calls=1, rounds=1, warmup=1, peak_n=128)
+                          calls=1, rounds=1, warmup=1, peak_n=128, bf16=True)
 
 
 @pytest.fixture

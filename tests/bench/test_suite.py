@@ -25,3 +25,12 @@ def test_bench_all_prints_both_tables() -> None:
     assert "(a) same settings" in result.output and "(b) each side's defaults" in result.output
     assert "Hugging Face" in result.output and "reference defaults" in result.output
     assert "float32, fused optimizer" in result.output  # Hugging Face's Trainer defaults in table (b)
+
+
+def test_bench_all_leaves_bf16_out_where_it_is_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepatlas.bench import common, suite
+
+    monkeypatch.setattr(common, "fast_bf16", lambda device: False)
+    result = suite.run(suite.Suite(families=("bert",), defaults_families=(), extras=False, calls=1, rounds=1, warmup=1, peak_n=128))
+    assert [r["setting"] for r in result["same"]] == ["float32"]
+    assert any("bf16 rows left out" in line for line in result["skipped"])

@@ -24,7 +24,7 @@ def test_parameter_counts_equal_diffusers(bench: UNetBench, expected: int | None
 
 def test_rows_of_both_precisions() -> None:
     b = UNetBench(width=8, multipliers=(1, 2), attention_at=(4,), groups=4, input_size=8, batch_size=2, calls=1, rounds=1,
-                  warmup=1, peak_n=128)
+                  warmup=1, peak_n=128, bf16=True)
     rows = run(b, torch.device("cpu"))
     assert [r["precision"] for r in rows] == ["float32", "bf16 autocast"]
     for r in rows:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine.device import auto_precision
+from ..engine.device import auto_precision, fast_bf16
 
 
 def synchronize(device: torch.device) -> None:
@@ -169,6 +169,24 @@ class Rounds:
     rounds: int = 5
     warmup: int = 3
     peak_n: int = 2048
+    bf16: bool | None = None  # the same-settings bf16 rows: None where bf16 is fast (see with_bf16)
+
+
+def with_bf16(rounds: Rounds, device: torch.device) -> bool:
+    """Whether the same-settings tables time bf16 autocast too: as asked, else only where bf16 is fast.
+
+    Without AMX or AVX-512 BF16 a CPU emulates bf16 matrix products 10-13x slower than float32
+    (docs/BENCHMARKS.md, "When bf16 pays"); nobody trains that way (train.precision: auto keeps
+    float32 there), and timing it (with its bf16 matmul peak) takes many minutes to measure nothing.
+    """
+    return rounds.bf16 if rounds.bf16 is not None else fast_bf16(device)
+
+
+def bf16_skipped(device: torch.device) -> str:
+    """The line a benchmark prints where it leaves its bf16 rows out."""
+    return (f"bf16 rows left out: this {device.type.upper()} has no fast bf16 (no AMX or AVX-512 BF16 on a CPU), "
+            "so bf16 is emulated, 10x slower than float32, and deepatlas trains in float32 here "
+            "(train.precision: auto); --bf16 times them anyway.")
 
 
 def compare(
@@ -198,9 +216,12 @@ def compare(
     return row
 
 
-def same_settings(build: Build, sides: tuple[str, ...], **kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`compare` rows with every side in float32, then every side under bf16 autocast."""
-    return [compare(build, dict.fromkeys(sides, setup), label=setup.label, **kwargs) for setup in SAME_SETTINGS]
+def same_settings(build: Build, sides: tuple[str, ...], *, rounds: Rounds, device: torch.device, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`compare` rows with every side in float32, then every side under bf16 autocast (where
+    :func:`with_bf16`)."""
+    settings = SAME_SETTINGS if with_bf16(rounds, device) else (FLOAT32,)
+    return [compare(build, dict.fromkeys(sides, setup), label=setup.label, rounds=rounds, device=device, **kwargs)
+            for setup in settings]
 
 
 def final_losses(build: Build, setups: dict[str, Setup], *, steps: int, seeds: tuple[int, ...] = (0, 1), tail: int = 5) -> dict[str, list[float]]:

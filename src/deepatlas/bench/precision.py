@@ -1,6 +1,7 @@
 """``deepatlas bench precision``: where bf16 autocast pays on this machine, and what ``train.precision: auto`` picks.
 
-Our GPT (nanoGPT's CPU config) and our CIFAR ResNet-20 at several batch sizes, each trained on a
+Our GPT (nanoGPT's CPU config), our CIFAR ResNet-20 and the ddpm-fashion-mnist recipe's UNet (a DDPM
+step) at several batch sizes, each trained on a
 fixed batch (forward, loss, backward, fused AdamW step) in float32 and under bf16 autocast,
 alternating rounds (bench.common). A row: the work of a step (forward + backward FLOPs, the
 counter ``auto`` reads), both throughputs, the bf16 speed-up, and ``auto``'s choice
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from ..engine.device import BF16_MIN_FLOPS, auto_precision, fast_bf16
-from . import resnet, transformer
+from . import resnet, transformer, unet
 from .common import BF16, FLOAT32, Rounds, Setup, compare, flops_per_step
 
 FUSED_FP32 = replace(FLOAT32, fused=True)
@@ -28,6 +29,7 @@ FUSED_BF16 = replace(BF16, fused=True)
 class PrecisionBench(Rounds):
     gpt_batches: tuple[int, ...] = (3, 12, 48)  # sequences of 64 tokens: 0.9, 3.7 and 15 GFLOP a step
     resnet_batches: tuple[int, ...] = (8, 32, 128)  # 32x32 images: 1.9, 7.8 and 31 GFLOP a step
+    unet_batches: tuple[int, ...] = (16, 64)  # 28x28 images: 6.7 and 27 GFLOP a step
     calls: int = 3
     rounds: int = 3
     warmup: int = 2
@@ -43,6 +45,9 @@ def _models(b: PrecisionBench, device: torch.device) -> list[tuple[str, int, Any
     for n in b.resnet_batches:
         r = resnet.ResNetBench(cifar_batch_size=n)
         rows.append(("resnet20", n, resnet.builder(r, "resnet20", device), n, "images", True))
+    for n in b.unet_batches:
+        u = unet.UNetBench(batch_size=n)
+        rows.append(("unet", n, unet.builder(u, device), n, "images", True))
     return rows
 
 

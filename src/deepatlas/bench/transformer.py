@@ -34,6 +34,7 @@ class TransformerBench:
     rounds: int = 5
     warmup: int = 10
     peak_n: int = 2048  # side of the square matmul that measures the machine's peak
+    bf16: bool | None = None  # the bf16 row: None where bf16 is fast (bench.common.with_bf16)
 
 
 def _model(b: TransformerBench, side: str, device: torch.device) -> torch.nn.Module:
@@ -75,6 +76,6 @@ def run(bench: TransformerBench | None = None, device: torch.device | None = Non
     """One row per precision: tokens/s of both, ratio, MFU of both."""
     b = bench or TransformerBench()
     device = device or torch.device("cpu")
-    rounds = Rounds(calls=b.calls, rounds=b.rounds, warmup=b.warmup, peak_n=b.peak_n)
+    rounds = Rounds(calls=b.calls, rounds=b.rounds, warmup=b.warmup, peak_n=b.peak_n, bf16=b.bf16)
     return same_settings(builder(b, device), ("ours", "hf"), units=b.batch_size * b.block_size, unit="tokens",
                          rounds=rounds, device=device)

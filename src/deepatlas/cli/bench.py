@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 
@@ -16,6 +17,17 @@ def threads(n: int) -> str:
 
 
 NOISE_NOTE = "ratio > 1: ours is faster. Spread: (max - min) / median of the rounds, a noise gauge."
+BF16 = typer.Option(None, "--bf16/--no-bf16", help="Time the bf16 autocast rows too (default: only where bf16 is "
+                    "fast: CUDA, or a CPU with AMX or AVX-512 BF16).")
+
+
+def _say_if_no_bf16(rows: list[dict], device: str, as_json: bool) -> None:
+    if not as_json and rows and not any(r.get("precision") == "bf16 autocast" for r in rows):
+        import torch
+
+        from ..bench.common import bf16_skipped
+
+        out.print(bf16_skipped(torch.device(device)), markup=False, soft_wrap=True)
 
 
 @app.command("transformer")
@@ -27,6 +39,7 @@ def bench_transformer(
     batch_size: int = typer.Option(12, help="Sequences per step."),
     calls: int = typer.Option(20, help="Training steps per timed round."),
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    bf16: Optional[bool] = BF16,
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -37,9 +50,10 @@ def bench_transformer(
 
     config = TransformerBench(
         n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, batch_size=batch_size,
-        calls=calls, rounds=rounds,
+        calls=calls, rounds=rounds, bf16=bf16,
     )
     rows = run(config, torch.device(device))
+    _say_if_no_bf16(rows, device, as_json)
     title = f"GPT training step, {n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size} tokens, {torch.get_num_threads()} threads"
     _print_side_by_side(rows, {"ours": "ours", "hf": "HF"}, "tokens", title, as_json)
 
@@ -157,6 +171,7 @@ def bench_lstm(
 def bench_precision(
     gpt_batch: list[int] = typer.Option([3, 12, 48], "--gpt-batch", help="Sequences of 64 tokens per GPT step (repeat the option).", min=1),
     resnet_batch: list[int] = typer.Option([8, 32, 128], "--resnet-batch", help="32x32 images per ResNet-20 step (repeat the option).", min=1),
+    unet_batch: list[int] = typer.Option([16, 64], "--unet-batch", help="28x28 images per DDPM UNet step (repeat the option).", min=1),
     calls: int = typer.Option(3, help="Training steps per timed round.", min=1),
     rounds: int = typer.Option(3, help="Alternating rounds (the median is reported).", min=1),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -168,7 +183,8 @@ def bench_precision(
     from ..bench.precision import PrecisionBench, describe, run
 
     dev = torch.device(device)
-    rows = run(PrecisionBench(gpt_batches=tuple(gpt_batch), resnet_batches=tuple(resnet_batch), calls=calls, rounds=rounds), dev)
+    rows = run(PrecisionBench(gpt_batches=tuple(gpt_batch), resnet_batches=tuple(resnet_batch), unet_batches=tuple(unet_batch),
+                               calls=calls, rounds=rounds), dev)
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -227,6 +243,7 @@ def bench_bert(
     batch_size: int = typer.Option(32, help="Sequences per step."),
     calls: int = typer.Option(5, help="Training steps per timed round."),
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    bf16: Optional[bool] = BF16,
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -236,10 +253,12 @@ def bench_bert(
     from ..bench.bert import BertBench, run
 
     b = BertBench(n_layer=n_layer, n_head=n_head, hidden=hidden, intermediate=intermediate, seq_len=seq_len,
-                  batch_size=batch_size, calls=calls, rounds=rounds)
+                  batch_size=batch_size, calls=calls, rounds=rounds, bf16=bf16)
     title = (f"BERT masked-LM step (AdamW), {n_layer} layers x {hidden} wide, batch {batch_size} x {seq_len} tokens, "
              f"{torch.get_num_threads()} threads")
-    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "hf": "HF"}, "tokens", title, as_json)
+    rows = run(b, torch.device(device))
+    _say_if_no_bf16(rows, device, as_json)
+    _print_side_by_side(rows, {"ours": "ours", "hf": "HF"}, "tokens", title, as_json)
 
 
 @app.command("unet")
@@ -249,6 +268,7 @@ def bench_unet(
     input_size: int = typer.Option(28, help="Image side."),
     calls: int = typer.Option(5, help="Training steps per timed round."),
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    bf16: Optional[bool] = BF16,
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -257,12 +277,14 @@ def bench_unet(
 
     from ..bench.unet import UNetBench, param_counts, run
 
-    b = UNetBench(width=width, batch_size=batch_size, input_size=input_size, calls=calls, rounds=rounds)
+    b = UNetBench(width=width, batch_size=batch_size, input_size=input_size, calls=calls, rounds=rounds, bf16=bf16)
     counts = param_counts(b)
     title = (f"DDPM UNet step (AdamW), {width}/{2 * width}/{2 * width} channels, attention at 7x7, batch {batch_size} x "
              f"{input_size}x{input_size}, parameters ours {counts['ours']:,} / diffusers {counts['diffusers']:,}, "
              f"{torch.get_num_threads()} threads")
-    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "diffusers": "diffusers"}, "images", title, as_json)
+    rows = run(b, torch.device(device))
+    _say_if_no_bf16(rows, device, as_json)
+    _print_side_by_side(rows, {"ours": "ours", "diffusers": "diffusers"}, "images", title, as_json)
 
 
 @app.command("resnet")
@@ -274,6 +296,7 @@ def bench_resnet(
     cifar_batch_size: int = typer.Option(128, help="Images per step of the CIFAR models."),
     calls: int = typer.Option(3, help="Training steps per timed round."),
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
+    bf16: Optional[bool] = BF16,
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -286,12 +309,14 @@ def bench_resnet(
     import torch
 
     b = ResNetBench(models=tuple(model), image_size=image_size, batch_size=batch_size, cifar_batch_size=cifar_batch_size,
-                    calls=calls, rounds=rounds)
+                    calls=calls, rounds=rounds, bf16=bf16)
     missing = torchvision_missing()
     if missing and not as_json:
         out.print(missing, markup=False, soft_wrap=True)
     title = f"ResNet training step (SGD), {torch.get_num_threads()} threads"
-    _print_side_by_side(run(b, torch.device(device)), {"ours": "ours", "torchvision": "torchvision"}, "images", title,
+    rows = run(b, torch.device(device))
+    _say_if_no_bf16(rows, device, as_json)
+    _print_side_by_side(rows, {"ours": "ours", "torchvision": "torchvision"}, "images", title,
                         as_json, lead=("model", "precision"))
 
 
@@ -333,6 +358,7 @@ def bench_all(
     rounds: int = typer.Option(5, help="Alternating rounds (the median is reported)."),
     warmup: int = typer.Option(3, help="Untimed steps of each side first."),
     peak_n: int = typer.Option(2048, help="Side of the square matmul that measures the machine's peak."),
+    bf16: Optional[bool] = BF16,
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -345,7 +371,8 @@ def bench_all(
     import torch
 
     suite = Suite(families=tuple(family) or tuple(FAMILIES), defaults_families=tuple(defaults_family) or TABLE_B,
-                  extras=extras, loss_steps=loss_steps, compile=compile, calls=calls, rounds=rounds, warmup=warmup, peak_n=peak_n)
+                  extras=extras, loss_steps=loss_steps, compile=compile, calls=calls, rounds=rounds, warmup=warmup, peak_n=peak_n,
+                  bf16=bf16)
     result = run(suite, torch.device(device), say=lambda line: None if as_json else out.print(f"running {line}", style="dim"))
     if as_json:
         out.print_json(json.dumps(result))
