@@ -3,6 +3,7 @@ launcher is killed, FSDP checkpoints gathered into the usual file, and the piece
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -156,3 +157,21 @@ def test_search_trials_each_train_on_two_processes(tmp_path: Path) -> None:
     runs = [Run(p.parent) for p in (tmp_path / "runs").glob("*/config.yaml")]
     assert len(runs) == 2 and all(r.status == "completed" and r.summary["distributed"]["processes"] == 2 for r in runs)
     assert "best trial" in done.stdout
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_session_that_finished_waits_for_every_rank_before_ending_its_group(monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    """A rank that ends the group while a peer's last collective is in flight can abort at exit; a block that
+    raised must not wait for peers that may never come (torchrun stops them)."""
+    import torch.distributed as dist
+
+    calls: list[str] = []
+    joined = {"now": False}
+    monkeypatch.setattr(distributed, "setup", lambda device_type, timeout_s: (joined.update(now=True), distributed.World(0, 2))[1])
+    monkeypatch.setattr(distributed, "_joined", lambda: joined["now"])
+    monkeypatch.setattr(dist, "barrier", lambda *a, **k: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    with pytest.raises(RuntimeError) if fails else contextlib.nullcontext(), distributed.session("cpu", 60):
+        if fails:
+            raise RuntimeError("a trial failed")
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])

@@ -205,11 +205,13 @@ def session(device_type: str, timeout_s: float) -> Iterator[World]:
     keeps one group for all its trials, each trial's training leaves it open)."""
     owner = not _joined()
     here = setup(device_type, timeout_s)
+    finished = False
     try:
         yield here
+        finished = True
     finally:
         if owner and here.active:
-            teardown()
+            teardown(together=finished)
 
 
 def _joined() -> bool:
@@ -218,10 +220,20 @@ def _joined() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def teardown() -> None:
+def teardown(together: bool = False) -> None:
+    """End the process group. ``together`` (a block that finished normally on every rank): first wait
+    for every rank, so that none closes its connections while a peer's last collective (a search's
+    final "no more trials" broadcast) is still in flight. Objects that hold the group (a DDP reducer
+    in a reference cycle) are collected first, so the group's C++ side and its threads end here, while
+    the interpreter is whole, not in its finalisation (where gloo's threads can abort the process)."""
+    import gc
+
     import torch.distributed as dist
 
     if _joined():
+        gc.collect()
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 
