@@ -177,7 +177,8 @@ class TrainConfig:
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", resumable=True)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", "auto: bf16 autocast where it pays (CUDA with bf16; a CPU with AMX or AVX-512 BF16 and at least "
-        "10 GFLOP per batch; not the statistical tasks' likelihood fits), else fp32; fp32; bf16 autocast (CPU or GPU); "
+        "the work per batch where bf16 pays for the kind of network: 0.5 GFLOP for conv nets, 4 for GroupNorm conv "
+        "nets and networks at least 192 wide, 15 for narrower ones; not the statistical tasks' likelihood fits), else fp32; fp32; bf16 autocast (CPU or GPU); "
         "fp16 autocast with loss scaling (GPU)"
     )
     channels_last: Optional[bool] = option(

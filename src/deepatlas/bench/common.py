@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine.device import auto_precision, fast_bf16
+from ..engine.device import auto_channels_last, auto_precision, fast_bf16
 
 
 def synchronize(device: torch.device) -> None:
@@ -97,19 +97,23 @@ BF16 = Setup("bf16 autocast", torch.bfloat16)
 SAME_SETTINGS = (FLOAT32, BF16)
 
 
-def our_defaults(device: torch.device, convolutional: bool = False, compile: bool = False, flops: float | None = None) -> Setup:
+def our_defaults(device: torch.device, convolutional: bool = False, compile: bool = False, flops: float | None = None,
+                 model: nn.Module | None = None) -> Setup:
     """Our side's defaults, as ``deepatlas train`` resolves them (engine.device.auto_precision,
-    engine.optim's fused default): bf16 autocast where it pays (fast bf16, and ``flops`` per step
-    at least BF16_MIN_FLOPS on a CPU), the fused optimizer, channels_last for conv nets under bf16."""
-    precision, _ = auto_precision(device, lambda: flops)
+    engine.optim's fused default): bf16 autocast where it pays (fast bf16, and on a CPU ``flops`` per
+    step at least the threshold of ``model``'s kind), the fused optimizer, channels_last for conv nets under
+    bf16 (engine.device.auto_channels_last: not those with GroupNorm)."""
+    precision, _ = auto_precision(device, lambda: flops, model=model)
     bf16 = precision == "bf16"
-    return Setup("bf16 autocast" if bf16 else "float32", torch.bfloat16 if bf16 else None, fused=True,
-                 channels_last=convolutional and bf16, compile=compile)
+    dtype = torch.bfloat16 if bf16 else None
+    nhwc = auto_channels_last(model, dtype) if model is not None else convolutional and bf16
+    return Setup("bf16 autocast" if bf16 else "float32", dtype, fused=True, channels_last=nhwc, compile=compile)
 
 
 def defaults_for(build: Build, device: torch.device, convolutional: bool = False, compile: bool = False) -> Setup:
-    """:func:`our_defaults` for the model ``build`` makes: its FLOPs per step decide the precision, as in training."""
-    return our_defaults(device, convolutional, compile, flops_per_step(build("ours", FLOAT32, 0)))
+    """:func:`our_defaults` for the model ``build`` makes: its kind and FLOPs per step decide the precision, as in training."""
+    ours = build("ours", FLOAT32, 0)
+    return our_defaults(device, convolutional, compile, flops_per_step(ours), ours.model)
 
 
 @dataclass

@@ -7,7 +7,7 @@
 (b) **Each side's defaults**: ours as deepatlas trains by default where it pays
     (bench.common.our_defaults, the trainer's own resolution of train.precision/channels_last
     and optim.fused: bf16 autocast where it pays, i.e. a CPU with AMX or AVX-512 BF16 and at least
-    BF16_MIN_FLOPS per step; the fused optimizer; channels_last for conv nets under bf16; torch.compile
+    the work per step where bf16 pays for that kind of network (engine.device.cpu_bf16_min_flops); the fused optimizer; channels_last for conv nets under bf16; torch.compile
     only with ``compile=True``, see docs/BENCHMARKS.md), the reference as its documentation
     recommends (:data:`REFERENCE_DEFAULTS`). Goal: >= 1.3x for GPT, ResNet and UNet training.
     Beside each row, a short training run (``loss_steps`` steps on the benchmark's fixed batch,

@@ -170,6 +170,8 @@ def bench_lstm(
 @app.command("precision")
 def bench_precision(
     gpt_batch: list[int] = typer.Option([3, 12, 48], "--gpt-batch", help="Sequences of 64 tokens per GPT step (repeat the option).", min=1),
+    wide_gpt_batch: list[int] = typer.Option([2, 8], "--wide-gpt-batch",
+                                             help="Sequences per step of the same GPT 256 wide (repeat the option).", min=1),
     resnet_batch: list[int] = typer.Option([8, 32, 128], "--resnet-batch", help="32x32 images per ResNet-20 step (repeat the option).", min=1),
     unet_batch: list[int] = typer.Option([16, 64], "--unet-batch", help="28x28 images per DDPM UNet step (repeat the option).", min=1),
     calls: int = typer.Option(3, help="Training steps per timed round.", min=1),
@@ -183,7 +185,7 @@ def bench_precision(
     from ..bench.precision import PrecisionBench, describe, run
 
     dev = torch.device(device)
-    rows = run(PrecisionBench(gpt_batches=tuple(gpt_batch), resnet_batches=tuple(resnet_batch), unet_batches=tuple(unet_batch),
+    rows = run(PrecisionBench(gpt_batches=tuple(gpt_batch), wide_gpt_batches=tuple(wide_gpt_batch), resnet_batches=tuple(resnet_batch), unet_batches=tuple(unet_batch),
                                calls=calls, rounds=rounds), dev)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -192,10 +194,12 @@ def bench_precision(
     result = table(columns, right=columns[1:], title=f"float32 against bf16 autocast, {threads(torch.get_num_threads())}; {describe(dev)}")
     for r in rows:
         result.add_row(r["model"], str(r["batch"]), f"{r['gflop_per_step']:.1f}", f"{r['fp32_per_s']:,.0f} {r['unit']}",
-                       f"{r['bf16_per_s']:,.0f}", f"{r['bf16_speedup']:.2f}x", r["auto"], "yes" if r["agrees"] else "no",
+                       f"{r['bf16_per_s']:,.0f}", f"{r['bf16_speedup']:.2f}x", r["auto"],
+                       "even" if r["even"] else "yes" if r["agrees"] else "no",
                        f"{r['spread']:.0%}")
     out.print(result)
-    out.print("bf16 speed-up > 1: bf16 trains faster. 'right?': auto picked the faster precision.")
+    out.print("bf16 speed-up > 1: bf16 trains faster. 'right?': auto picked the faster precision ('even': within 3%, "
+              "either is as fast).")
 
 
 @app.command("threads")

@@ -51,12 +51,61 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 # The work per training micro-batch (forward + backward FLOPs) from which bf16 autocast trains
-# faster than float32 on a CPU with fast bf16 (AMX or AVX-512 BF16). Measured side by side on such a
-# CPU (docs/BENCHMARKS.md, "train.precision: auto"): nanoGPT's CPU config, 3.7 GFLOP a step, trains
-# 0.94x as fast under bf16 (many small matrix products: the casts autocast adds cost more than the
-# bf16 kernels save); BERT-mini at 23 GFLOP 1.22x, ResNet-20 at 31 GFLOP 1.73x, GPT 6x384 at 65
-# GFLOP 1.9x. The threshold sits inside that bracket; `deepatlas bench precision` measures a machine's.
-BF16_MIN_FLOPS = 1e10
+# faster than float32 on a CPU with fast bf16 (AMX or AVX-512 BF16). It depends on the kind of
+# network more than on its size; measured side by side with `deepatlas bench precision` (and GPTs of
+# other widths through bench.common.compare) on an Intel Xeon with AMX, 2 threads (docs/BENCHMARKS.md,
+# "When bf16 pays"), bf16 speed-up by GFLOP a step:
+# - conv nets: ResNet-20 (BatchNorm, channels_last) 1.24x at 0.5, 1.42x at 1.0, 1.48x at 1.9, 1.9x
+#   at 7.8, 2.2x at 31: from CONV_BF16_MIN_FLOPS;
+# - conv nets with GroupNorm: the DDPM UNet (NCHW, see auto_channels_last) 0.98x at 0.8, 0.97x at 1.7,
+#   1.12x at 6.7, 1.36x at 27: from WIDE_BF16_MIN_FLOPS;
+# - transformers and MLPs whose layers are at least WIDE_LAYER wide: GPT 4x256 0.86x at 1.2, 0.94x
+#   at 2.4, 1.19x at 4.9, 1.29x at 9.7, 1.52x at 39; 4x192 1.02x at 5.5, 1.16x at 22; 6x384 1.15x at
+#   8.2; 4x512 1.34x at 9.7: from WIDE_BF16_MIN_FLOPS;
+# - narrower ones, where the sequence length decides as much as the work: GPT 4x128 at 64 tokens a
+#   sequence 0.70x at 0.9, 0.78x at 3.7, 0.88x at 15, 0.90x at 29; at 256 tokens 1.03x at 2.4, 1.19x
+#   at 9.8, 1.33x at 39; BERT-mini (4x128, 128 tokens) 1.22x at 23: from BF16_MIN_FLOPS, which keeps
+#   each miss small (at most the 0.9x at 29 and the 1.19x at 9.8).
+BF16_MIN_FLOPS = 1.5e10
+WIDE_BF16_MIN_FLOPS = 4e9
+CONV_BF16_MIN_FLOPS = 5e8
+WIDE_LAYER = 192
+
+
+def is_conv_net(model: nn.Module) -> bool:
+    """Whether convolutions make up the network (LeNet, ResNets, VGG, the UNets), not only its input stem (the
+    patch embedding of a ViT, CLIP or MAE): it has at least two convolution layers."""
+    return sum(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()) >= 2
+
+
+def layer_width(model: nn.Module) -> int:
+    """The median width of the linear layers (the smaller of each one's inputs and outputs): a transformer's
+    model dimension, an MLP's hidden width; 0 without linear layers."""
+    widths = sorted(min(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear))
+    return widths[len(widths) // 2] if widths else 0
+
+
+def cpu_bf16_min_flops(model: nn.Module | None) -> tuple[float, str]:
+    """The work per micro-batch from which bf16 pays on a CPU with fast bf16, and the kind of network
+    that sets it (see the measurements above)."""
+    if model is None:
+        return BF16_MIN_FLOPS, "this network"
+    if is_conv_net(model):
+        if any(isinstance(m, nn.GroupNorm) for m in model.modules()):
+            return WIDE_BF16_MIN_FLOPS, "a conv net with GroupNorm"
+        return CONV_BF16_MIN_FLOPS, "a conv net"
+    width = layer_width(model)
+    if width >= WIDE_LAYER:
+        return WIDE_BF16_MIN_FLOPS, f"layers {width} wide"
+    return BF16_MIN_FLOPS, f"layers {width} wide (below {WIDE_LAYER})"
+
+
+def auto_channels_last(model: nn.Module, dtype: torch.dtype | None) -> bool:
+    """``train.channels_last: null``: NHWC for conv nets under bf16, except those with GroupNorm. Measured
+    (docs/BENCHMARKS.md): ResNet-20 under bf16 trains 1.16-1.19x faster in NHWC; the DDPM UNet under
+    bf16 0.94-0.96x as fast as in float32 NCHW, against 1.24-1.52x in NCHW (GroupNorm's NHWC kernel)."""
+    return (dtype == torch.bfloat16 and is_conv_net(model)
+            and not any(isinstance(m, nn.GroupNorm) for m in model.modules()))
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -90,7 +139,8 @@ def auto_precision(
     bf16 autocast when the device has fast bf16, the task tolerates it (``Task.low_precision_ok``:
     not the likelihood fits of the statistical tasks nor the sparse graph tasks) and, on a CPU, the
     model has a bf16 kernel for every layer (:func:`bf16_blocker`) and a micro-batch carries at
-    least :data:`BF16_MIN_FLOPS` of work. ``flops_per_batch`` is called only where that last test decides.
+    least the work where bf16 pays for its kind of network (:func:`cpu_bf16_min_flops`).
+    ``flops_per_batch`` is called only where that last test decides.
     """
     if not low_precision_ok:
         return "fp32", "auto: this task trains in float32"
@@ -101,12 +151,13 @@ def auto_precision(
         return "fp32", f"auto: {blocker}"
     if device.type == "cuda":
         return "bf16", "auto: CUDA with bf16"
+    threshold, kind = cpu_bf16_min_flops(model)
     flops = flops_per_batch()
     if flops is None:
         return "fp32", "auto: the work per batch could not be counted"
     work = f"{flops / 1e9:.2g} GFLOP per batch"
-    if flops < BF16_MIN_FLOPS:
-        return "fp32", f"auto: {work}, below the {BF16_MIN_FLOPS / 1e9:.0f} GFLOP where bf16 pays"
+    if flops < threshold:
+        return "fp32", f"auto: {work}, below the {threshold / 1e9:.2g} GFLOP where bf16 pays for {kind}"
     return "bf16", f"auto: CPU with fast bf16, {work}"
 
 

@@ -40,6 +40,7 @@ from .callbacks import Callback, callback_name
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clock import ComputeClock
 from .device import (
+    auto_channels_last,
     auto_precision,
     autocast,
     autocast_dtype,
@@ -153,8 +154,7 @@ class Trainer:
             raise TrainingError("optim.name=lbfgs: its line search evaluates each rank's own loss, so the ranks would "
                                 "diverge; train in one process (L-BFGS suits small full-batch fits).")
         self.threads = configure_threads(c.threads, c.deterministic, self._batch_flops)
-        self.channels_last = c.channels_last if c.channels_last is not None else (
-            self.dtype == torch.bfloat16 and any(isinstance(m, nn.Conv2d) for m in self.model.modules()))
+        self.channels_last = c.channels_last if c.channels_last is not None else auto_channels_last(self.model, self.dtype)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         compiled = torch.compile(self.model) if c.compile else self.model
