@@ -69,3 +69,5 @@ def test_bench_all_extras_include_the_synthetic_graph(monkeypatch: pytest.Monkey
     assert set(synthetic) == {f"{m} (synthetic)" for m in MODELS}
     assert synthetic["gat (synthetic)"]["goal"] == 2.0 and synthetic["gcn (synthetic)"]["goal"] == 1.0
     assert all(r["reference"] == "PyG" and r["ratio"] > 0 for r in synthetic.values())
+    recurrent = {r["family"]: r["reference"] for r in rows if "fused" in r["family"]}
+    assert recurrent == {"lstm (fused)": "torch.nn.LSTM", "gru (fused)": "torch.nn.GRU"}

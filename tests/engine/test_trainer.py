@@ -76,6 +76,47 @@ def test_resumed_run_is_bit_identical(uninterrupted: Any, step: int, how: str) -
     assert_same_final_state(uninterrupted, resumed)
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_a_channels_last_run_with_fused_kernels_resumes_bit_identically(optimizer: str) -> None:
+    """The checkpoint's moments load contiguous beside channels_last parameters; torch's fused kernels pair elements by
+    memory position, so without engine.optim.match_state_layout the resumed steps scramble the moments."""
+    conv = tiny_recipe(**{"model.name": "lenet5", "train.epochs": 2, "data.limit": 256, "data.batch_size": 32,
+                          "train.channels_last": "true", "optim.fused": "true", "optim.name": optimizer,
+                          "train.precision": "fp32"})
+    full = deepatlas.train("quickstart", conv, progress=False)
+    assert full.summary["environment"]["channels_last"] is True
+    stopped = deepatlas.train("quickstart", conv, callbacks=[StopAt(5)], progress=False)
+    resumed = deepatlas.resume(stopped.id, progress=False)
+    a, b = weights(full)["model"], weights(resumed)["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_matching_the_state_layout_keeps_a_fused_step_exact() -> None:
+    from deepatlas.engine.optim import match_state_layout
+
+    torch.manual_seed(0)
+    w, g = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
+    ref = nn.Parameter(w.clone())
+    plain = torch.optim.AdamW([ref], lr=0.1)
+    for _ in range(2):
+        ref.grad = g.clone()
+        plain.step()
+    p = nn.Parameter(w.clone().to(memory_format=torch.channels_last))
+    first = torch.optim.AdamW([p], lr=0.1, fused=True)
+    p.grad = g.clone().to(memory_format=torch.channels_last)
+    first.step()
+    saved = first.state_dict()
+    saved["state"][0] = {k: v.contiguous() for k, v in saved["state"][0].items()}  # as safetensors gives them back
+    resumed = torch.optim.AdamW([p], lr=0.1, fused=True)
+    resumed.load_state_dict(saved)
+    match_state_layout(resumed)
+    assert resumed.state[p]["exp_avg"].stride() == p.stride()
+    p.grad = g.clone().to(memory_format=torch.channels_last)
+    resumed.step()
+    torch.testing.assert_close(p.detach(), ref.detach(), rtol=0, atol=1e-6)
+
+
 def test_resume_after_a_crash_between_checkpoints(uninterrupted: Any) -> None:
     overrides = [*STATEFUL, "train.checkpoint_every=5"]
     with pytest.raises(RuntimeError, match="simulated crash"):

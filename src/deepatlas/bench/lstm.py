@@ -1,10 +1,10 @@
-"""``deepatlas bench lstm``: our explicit and fused LSTM paths against torch.nn.LSTM.
+"""``deepatlas bench lstm``: our explicit and fused LSTM (or GRU, or Elman RNN) paths against torch.nn.LSTM (GRU, RNN).
 
-The three contenders have the same weights (copied from torch.nn.LSTM) and run the same
+The three contenders have the same weights (copied from the torch module) and run the same
 step: forward over a (B, T, in) batch, a scalar loss over outputs, backward. ``explicit``
 runs the cell equations step by step (deepatlas.nn.recurrent); ``fused`` hands our
 parameters to torch's kernels (cuDNN on GPU) through torch.func.functional_call; ``torch``
-is torch.nn.LSTM itself. Timed in alternating rounds after warm-up (bench.common);
+is torch.nn.LSTM (GRU, RNN) itself. Timed in alternating rounds after warm-up (bench.common);
 reported: ms per step (medians) and the ratios torch / ours (> 1: ours is faster).
 """
 
@@ -16,12 +16,14 @@ from typing import Any
 
 import torch
 
-from ..nn.recurrent import Recurrent
+from ..errors import ConfigError
+from ..nn.recurrent import GATES, Recurrent
 from .common import alternate
 
 
 @dataclass(frozen=True)
 class LSTMBench:
+    mode: str = "lstm"  # lstm, gru or rnn
     input_size: int = 220
     hidden_size: int = 220
     num_layers: int = 2
@@ -31,6 +33,13 @@ class LSTMBench:
     calls: int = 10
     rounds: int = 5
     warmup: int = 3
+
+
+def reference_class(mode: str) -> type[torch.nn.RNNBase]:
+    """torch's module for ``mode`` (the bench's reference)."""
+    if mode not in GATES:
+        raise ConfigError(f"bench lstm --mode: {mode!r} is not a recurrent cell (allowed: {', '.join(GATES)}).")
+    return {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode]
 
 
 def _step_fn(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
@@ -47,9 +56,9 @@ def run(bench: LSTMBench | None = None, device: torch.device | None = None) -> d
     b = bench or LSTMBench()
     device = device or torch.device("cpu")
     torch.manual_seed(0)
-    reference = torch.nn.LSTM(b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional).to(device)
+    reference = reference_class(b.mode)(b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional).to(device)
     ours = {
-        impl: Recurrent("lstm", b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional, impl=impl).to(device)
+        impl: Recurrent(b.mode, b.input_size, b.hidden_size, b.num_layers, batch_first=True, bidirectional=b.bidirectional, impl=impl).to(device)
         for impl in ("explicit", "fused")
     }
     for module in ours.values():

@@ -131,7 +131,7 @@ def _row(f: Family, r: dict[str, Any], table: str) -> dict[str, Any]:
 
 def _extras(s: Suite, device: torch.device) -> list[dict[str, Any]]:
     """Table (a) rows of bench gnn (GCN, GAT and GraphSAGE on Cora and on the synthetic dense-feature graph,
-    vs PyG) and bench lstm (vs torch.nn.LSTM), float32."""
+    vs PyG) and bench lstm (vs torch.nn.LSTM and torch.nn.GRU), float32."""
     from . import gnn, lstm
 
     rows: list[dict[str, Any]] = []
@@ -145,10 +145,12 @@ def _extras(s: Suite, device: torch.device) -> list[dict[str, Any]]:
                              "reference_mfu": None, "spread": r["spread"], "goal": r["goal"]})
         except DeepAtlasError as exc:  # no PyG or no Planetoid files: say so, go on
             rows.append({"table": "a", "family": f"gcn/gat/graphsage ({dataset})", "skipped": str(exc)})
-    r = lstm.run(lstm.LSTMBench(calls=s.calls, rounds=s.rounds, warmup=s.warmup), device)
-    rows.append({"table": "a", "family": "lstm (fused)", "reference": "torch.nn.LSTM", "setting": "float32",
-                 "unit": "tokens", "ours_per_s": r["tokens"] / r["fused_ms"] * 1e3, "reference_per_s": r["tokens"] / r["torch_ms"] * 1e3,
-                 "ratio": r["fused_ratio"], "ours_mfu": None, "reference_mfu": None, "spread": r["spread"], "goal": 1.0})
+    for mode in ("lstm", "gru"):
+        r = lstm.run(lstm.LSTMBench(mode=mode, calls=s.calls, rounds=s.rounds, warmup=s.warmup), device)
+        rows.append({"table": "a", "family": f"{mode} (fused)", "reference": f"torch.nn.{mode.upper()}", "setting": "float32",
+                     "unit": "tokens", "ours_per_s": r["tokens"] / r["fused_ms"] * 1e3,
+                     "reference_per_s": r["tokens"] / r["torch_ms"] * 1e3, "ratio": r["fused_ratio"], "ours_mfu": None,
+                     "reference_mfu": None, "spread": r["spread"], "goal": 1.0})
     return rows
 
 

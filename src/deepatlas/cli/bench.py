@@ -133,6 +133,7 @@ def bench_gnn(
 
 @app.command("lstm")
 def bench_lstm(
+    mode: str = typer.Option("lstm", help="lstm, gru or rnn (the reference: torch.nn.LSTM, GRU or RNN)."),
     hidden_size: int = typer.Option(220, help="Input and hidden width (lstm-char's)."),
     num_layers: int = typer.Option(2, help="Layers."),
     seq_len: int = typer.Option(64, help="Steps per sequence."),
@@ -143,13 +144,13 @@ def bench_lstm(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Forward+backward time of our explicit and fused LSTM vs torch.nn.LSTM, same weights."""
+    """Forward+backward time of our explicit and fused LSTM (GRU, RNN) vs torch.nn.LSTM (GRU, RNN), same weights."""
     import torch
 
     from ..bench.lstm import LSTMBench, run
 
     config = LSTMBench(
-        input_size=hidden_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len, batch_size=batch_size,
+        mode=mode, input_size=hidden_size, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len, batch_size=batch_size,
         bidirectional=bidirectional, calls=calls, rounds=rounds,
     )
     r = run(config, torch.device(device))
@@ -157,12 +158,13 @@ def bench_lstm(
         out.print_json(json.dumps(r))
         return
     columns = ("path", "ms/step", "torch / ours", "spread")
-    title = (f"LSTM forward+backward, {num_layers} layers x {hidden_size}{' bidirectional' if bidirectional else ''}, "
+    reference = {"lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU", "rnn": "torch.nn.RNN"}[mode]
+    title = (f"{mode.upper()} forward+backward, {num_layers} layers x {hidden_size}{' bidirectional' if bidirectional else ''}, "
              f"batch {batch_size} x {seq_len} steps, {torch.get_num_threads()} threads")
     result = table(columns, right=columns[1:], title=title)
     result.add_row("ours, explicit", f"{r['explicit_ms']:.2f}", f"{r['explicit_ratio']:.2f}x", f"{r['spread']:.0%}")
     result.add_row("ours, fused", f"{r['fused_ms']:.2f}", f"{r['fused_ratio']:.2f}x", "")
-    result.add_row("torch.nn.LSTM", f"{r['torch_ms']:.2f}", "1.00x", "")
+    result.add_row(reference, f"{r['torch_ms']:.2f}", "1.00x", "")
     out.print(result)
     out.print(NOISE_NOTE)
 

@@ -50,7 +50,7 @@ from .device import (
     set_threads,
 )
 from .ema import EMA
-from .optim import FineTuning, add_l1, build_optimizer
+from .optim import FineTuning, add_l1, build_optimizer, match_state_layout
 from .schedule import LRSchedule
 from .signals import stop_signals
 
@@ -597,10 +597,12 @@ class Trainer:
             set_model_state_dict(self._synced, {f"model.{k}": v for k, v in weights.items()}, options=options)
             for name, opt in self.optimizers.items():
                 set_optimizer_state_dict(self._synced, opt, optimizers[name], options=options)
+                match_state_layout(opt)
             return
         self.model.load_state_dict(weights)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(optimizers[name])
+            match_state_layout(opt)  # the checkpoint's moments are contiguous; channels_last parameters are not
 
     def _callback_states(self) -> dict[str, Any]:
         """The state of every callback that has one, under its name (saved in ``last``)."""

@@ -210,8 +210,11 @@ class Recurrent(nn.Module):
         if lengths is not None:
             lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
         h0 = self._initial_state(hx, x)
+        if self.impl == "fused" and lengths is None:  # torch's kernel on the batch as given: no transposes
+            out, h_n = self._forward_fused_dense(input, h0)  # type: ignore[arg-type]
+            return out, ((h_n[0], h_n[1]) if self.mode == "lstm" else h_n[0])
         if self.impl == "fused":
-            out, h_n = self._forward_fused(x, h0, lengths)
+            out, h_n = self._forward_fused(x, h0, lengths)  # type: ignore[arg-type]
         else:
             out, h_n = self._forward_explicit(x, h0, lengths)
         final = (h_n[0], h_n[1]) if self.mode == "lstm" else h_n[0]
@@ -246,17 +249,27 @@ class Recurrent(nn.Module):
                 x = F.dropout(x, self.dropout, self.training)
         return x, tuple(torch.stack([f[i] for f in finals]) for i in range(len(h0)))
 
-    def _forward_fused(self, x: torch.Tensor, h0: State, lengths: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+    def _forward_fused_dense(self, x: torch.Tensor, h0: State) -> tuple[torch.Tensor, State]:
+        """Unpadded sequences: the aten op torch.nn.LSTM (GRU, RNN) itself calls, with our parameters in its flat
+        order (per layer and direction: weight_ih, weight_hh, bias_ih, bias_hh), so no module swap per call."""
+        weights = list(self.parameters())
+        args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional, self.batch_first)
+        if self.mode == "lstm":
+            out, h, c = torch.lstm(x, (h0[0], h0[1]), *args)
+            return out, (h, c)
+        out, h = (torch.gru if self.mode == "gru" else torch.rnn_tanh)(x, h0[0], *args)
+        return out, (h,)
+
+    def _forward_fused(self, x: torch.Tensor, h0: State, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Sequences of several lengths: torch's module on a packed batch (it sorts the batch and the initial
+        state by length and back), called with our parameters."""
         module = self._fused[0]
         module.train(self.training)
         params = dict(self.named_parameters())
         hx = (h0[0], h0[1]) if self.mode == "lstm" else h0[0]
-        if lengths is None:
-            out, h_n = functional_call(module, params, (x, hx))
-        else:
-            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-            out, h_n = functional_call(module, params, (packed, hx))
-            out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, h_n = functional_call(module, params, (packed, hx))
+        out, _ = pad_packed_sequence(out, total_length=x.shape[0])
         return out, (tuple(h_n) if self.mode == "lstm" else (h_n,))
 
 
