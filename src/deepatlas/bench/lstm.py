@@ -3,7 +3,7 @@
 The three contenders have the same weights (copied from the torch module) and run the same
 step: forward over a (B, T, in) batch, a scalar loss over outputs, backward. ``explicit``
 runs the cell equations step by step (deepatlas.nn.recurrent); ``fused`` hands our
-parameters to torch's kernels (cuDNN on GPU) through torch.func.functional_call; ``torch``
+parameters to torch's kernels (cuDNN on GPU: the aten op torch's module calls); ``torch``
 is torch.nn.LSTM (GRU, RNN) itself. Timed in alternating rounds after warm-up (bench.common);
 reported: ms per step (medians) and the ratios torch / ours (> 1: ours is faster).
 """
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..nn.recurrent import GATES, Recurrent
+from ..nn.recurrent import GATES, Recurrent, torch_class
 from .common import alternate
 
 
@@ -39,7 +39,7 @@ def reference_class(mode: str) -> type[torch.nn.RNNBase]:
     """torch's module for ``mode`` (the bench's reference)."""
     if mode not in GATES:
         raise ConfigError(f"bench lstm --mode: {mode!r} is not a recurrent cell (allowed: {', '.join(GATES)}).")
-    return {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode]
+    return torch_class(mode)  # type: ignore[arg-type]
 
 
 def _step_fn(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:

@@ -137,7 +137,8 @@ def run_direction(
     return torch.stack(outputs), state
 
 
-def _torch_class(mode: Mode) -> type[nn.RNNBase]:
+def torch_class(mode: Mode) -> type[nn.RNNBase]:
+    """torch.nn.RNN, LSTM or GRU: the module whose parameters and outputs ours equal."""
     return {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[mode]
 
 
@@ -181,7 +182,7 @@ class Recurrent(nn.Module):
         # torch's module, built on `meta` (no memory) and kept out of the module tree: the fused
         # path calls it with our parameters, so there is one set of weights.
         with torch.device("meta"):
-            self._fused = (_torch_class(mode)(
+            self._fused = (torch_class(mode)(
                 input_size, hidden_size, num_layers, bias=bias, batch_first=False, dropout=dropout,
                 bidirectional=bidirectional,
             ),)
